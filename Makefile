@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine:
+#   make study   creates .venv, installs effnb, runs the whole study (PROFILE=cpu by default) into reports/
+#   make test    creates .venv, installs effnb, runs the test suite
+PYTHON ?= python3.11
+VENV ?= .venv
+PROFILE ?= cpu
+DATA_DIR ?= $(if $(EFFNB_DATA_DIR),$(EFFNB_DATA_DIR),$(wildcard ../shared/data/PetImages))
+ARTIFACTS ?= artifacts
+BIN := $(VENV)/bin
+
+.PHONY: study test install notebooks clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+
+# torch and torchvision first, pinned to a pair that works together (on x86_64 Linux this is the local copy);
+# elsewhere pip picks a matching pair from the ranges in pyproject.toml.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	if [ "$$(uname -sm)" = "Linux x86_64" ]; then $(BIN)/pip install torch==2.14.1 torchvision==0.29.1; fi
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+study: install
+	$(BIN)/effnb study --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --artifacts-dir $(ARTIFACTS) --reports-dir reports
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# re-pair the notebooks after editing either side (the .py files are the source of truth)
+notebooks: install
+	$(BIN)/jupytext --sync notebooks/*.py
+
+clean:
+	rm -rf $(ARTIFACTS)

@@ -1,0 +1,150 @@
+"""The ``effnb`` command line: ``study``, ``train``, ``evaluate``, ``bench``, ``export-split``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from .runner import run_study
+
+    run_study(args.profile, args.data_dir, args.artifacts_dir, args.reports_dir, args.seed, only=args.only)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.resolution, device=args.device,
+                                 progress=not args.json)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"accuracy {100 * result['accuracy']:.2f} %  loss {result['loss']:.4f}  images {result['images']}  "
+              f"skipped {result['skipped']}  at {result['k_test']} px (image {result['k_image_test']} px)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .device import pick_device
+    from .experiments import run_experiment
+    from .model import BASELINES
+    from .scaling import scale
+    from .study import prepare_study
+
+    config = json.loads(Path(args.config).read_text()) if args.config else {}
+    pick = lambda name: config.get(name, getattr(args, name))  # noqa: E731 - flags win over nothing, config over defaults
+    study = prepare_study(pick("profile"), pick("data_dir"), pick("artifacts_dir"), pick("seed"))
+    spec = scale(BASELINES[pick("baseline")], pick("alpha"), pick("beta"), pick("gamma"), pick("phi"))
+    exp = study.final_experiment(spec) if pick("final") else study.selection_experiment(f"train-{spec.name}", spec)
+    result = run_experiment(exp, study.cache, study.artifacts_dir, pick_device(args.device))
+    print(json.dumps({k: result[k] for k in ("name", "params", "flops", "train_seconds", "checkpoint")} |
+                     {"eval": result.get("eval")}, indent=2))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    run_bench(args.data_dir, args.profile, args.artifacts_dir, args.steps)
+    return 0
+
+
+def cmd_export_split(args: argparse.Namespace) -> int:
+    from .study import prepare_study
+
+    study = prepare_study(args.profile, args.data_dir, args.artifacts_dir, args.seed)
+    root = study.root
+    out = Path(args.to)
+    for i in study.splits[args.split]:
+        rel = Path(study.cache.paths[i])
+        link = out / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to((root / rel).resolve())
+    print(f"{len(study.splits[args.split])} images of split {args.split!r} linked under {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="effnb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_args(p: argparse.ArgumentParser, profile: bool = True) -> None:
+        p.add_argument("--data-dir", help="class-per-folder images (PetImages); default $EFFNB_DATA_DIR, else download")
+        p.add_argument("--artifacts-dir", default="artifacts", help="where results, checkpoints and caches go")
+        p.add_argument("--seed", type=int, default=0)
+        if profile:
+            p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "full"])
+
+    p = sub.add_parser("study", help="run the six notebooks with papermill and render the HTML reports")
+    data_args(p)
+    p.add_argument("--reports-dir", default="reports")
+    p.add_argument("--only", nargs="*", help="run only these notebooks (e.g. 01_data)")
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a class-per-folder directory")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--resolution", type=positive_int, help="test resolution (default: the checkpoint's)")
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train one experiment (resumable; a finished one is read back)")
+    data_args(p)
+    p.add_argument("--config", help="JSON file with any of these options")
+    p.add_argument("--baseline", default="C", choices=["A", "B", "C"])
+    p.add_argument("--alpha", type=float, default=1.2)
+    p.add_argument("--beta", type=float, default=1.05)
+    p.add_argument("--gamma", type=float, default=1.23)
+    p.add_argument("--phi", type=float, default=0)
+    p.add_argument("--final", action="store_true", help="the final-model budget instead of the selection budget")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("bench", help="training and data-pipeline throughput on this machine")
+    data_args(p)
+    p.add_argument("--steps", type=positive_int, default=12, help="timed steps per measurement")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("export-split", help="link one split's images into a class-per-folder directory")
+    data_args(p)
+    p.add_argument("--split", default="test2", choices=["train", "test", "test2"])
+    p.add_argument("--to", required=True)
+    p.set_defaults(func=cmd_export_split)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .engine import TrainingDiverged
+    from .runner import NotebookFailed
+    from .study import StageMissing
+
+    try:
+        return args.func(args)
+    except (CheckpointError, DataError, TrainingDiverged, NotebookFailed, StageMissing, ValueError) as exc:
+        print(f"effnb {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"effnb {args.command}: interrupted; finished experiments and epochs are saved", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

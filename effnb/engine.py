@@ -1,0 +1,267 @@
+"""Training and evaluation on the decoded-image cache: fit, evaluate, predict, resolution sweeps.
+
+Batches are gathered from the uint8 cache and cropped/resized in one batched call, so an epoch never
+decodes a JPEG. Randomness comes from a generator seeded by (seed, epoch), which makes training
+deterministic on the CPU and lets an interrupted run resume exactly where it stopped.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import ImageCache
+from .transforms import image_test_size, test_batch, train_batch
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Which images, at which resolution, with which preprocessing ("train" augmentation or "test")."""
+
+    cache: ImageCache
+    indices: np.ndarray
+    resolution: int
+    mode: Literal["train", "test"] = "train"
+    k_image_test: int | None = None
+    batch_size: int = 64
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def batches(self, generator: torch.Generator | None = None, shuffle: bool = False,
+                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (normalised channels-last images, labels); train mode augments with ``generator``."""
+        order = self.indices
+        if shuffle:
+            order = order[torch.randperm(len(order), generator=generator).numpy()]
+        stop = len(order) - (len(order) % self.batch_size if drop_last else 0)
+        for start in range(0, stop, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            if len(idx) == 0:
+                break
+            images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx]))
+            hw = torch.from_numpy(np.asarray(self.cache.hw[idx]))
+            labels = torch.from_numpy(np.asarray(self.cache.labels[idx], dtype=np.int64))
+            if self.mode == "train":
+                x, _ = train_batch(images, hw, self.resolution, generator=generator)
+            else:
+                x = test_batch(images, hw, self.resolution, self.k_image_test)
+            yield x, labels
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe. The seed trained with Adam at lr 1e-3; AdamW + one-cycle + label smoothing is the default."""
+
+    epochs: int
+    lr: float = 1e-3
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    weight_decay: float = 0.05
+    schedule: Literal["onecycle", "cosine", "constant", "plateau"] = "onecycle"
+    label_smoothing: float = 0.1
+    early_stopping: int | None = None  # patience in epochs on the validation loss
+    trainable: Literal["all", "head"] = "all"  # "head": classifier + final BN only, rest frozen in eval mode (FixRes)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainState:
+    """What a per-epoch checkpoint holds, so training can resume."""
+
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_val_loss: float = math.inf
+    bad_epochs: int = 0
+    optimizer_state: dict | None = None
+    scheduler_state: dict | None = None
+
+
+def trainable_parameters(model: nn.Module, trainable: str) -> list[nn.Parameter]:
+    """Select (and unfreeze only) the parameters a recipe trains."""
+    if trainable == "all":
+        params = list(model.parameters())
+    elif trainable == "head":
+        params = list(model.final_bn.parameters()) + list(model.classifier.parameters())
+    else:
+        raise ValueError(f"unknown trainable set {trainable!r}")
+    wanted = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in wanted)
+    return params
+
+
+def set_train_mode(model: nn.Module, trainable: str) -> None:
+    """Train mode for what is trained; with ``head`` every other BN keeps its running statistics frozen."""
+    if trainable == "head":
+        model.eval()
+        model.final_bn.train()
+    else:
+        model.train()
+
+
+def make_optimizer(params: list[nn.Parameter], config: TrainConfig, steps_per_epoch: int):
+    """Optimizer and scheduler for ``config`` (the scheduler steps per batch, except plateau: per epoch)."""
+    if config.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    elif config.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=config.lr)
+    else:
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True)
+    total = max(10, config.epochs * steps_per_epoch)  # OneCycleLR needs a few steps per phase
+    if config.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.2)
+    elif config.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    elif config.schedule == "plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return opt, sched
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The random stream of one epoch: the same for a resumed run as for an uninterrupted one."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def fit(model: nn.Module, train: Feed, config: TrainConfig, val: Feed | None = None, seed: int = 0,
+        device: torch.device | str = "cpu", state: TrainState | None = None,
+        on_epoch_end: Callable[[nn.Module, TrainState, object, object], None] | None = None,
+        progress: bool = True) -> TrainState:
+    """Train ``model`` on ``train`` for ``config.epochs`` epochs, starting after ``state.epoch`` when resuming.
+
+    Returns the training state with a per-epoch history (train/val loss and accuracy, learning rate,
+    images/s, wall time). ``on_epoch_end(model, state, optimizer, scheduler)`` is where checkpoints are written.
+    Raises :class:`TrainingDiverged` on a NaN/inf loss, before anything of that epoch is saved.
+    """
+    device = torch.device(device)
+    model.to(device).to(memory_format=torch.channels_last)
+    state = state or TrainState()
+    params = trainable_parameters(model, config.trainable)
+    steps = max(1, len(train) // train.batch_size)
+    opt, sched = make_optimizer(params, config, steps)
+    if state.epoch and state.optimizer_state is not None:
+        opt.load_state_dict(state.optimizer_state)
+        sched.load_state_dict(state.scheduler_state)
+    per_batch_schedule = config.schedule != "plateau"
+    for epoch in range(state.epoch, config.epochs):
+        set_train_mode(model, config.trainable)
+        gen = epoch_generator(seed, epoch)
+        loss_sum = correct = seen = 0
+        start = time.perf_counter()
+        bar = tqdm(total=steps * train.batch_size, desc=f"epoch {epoch + 1}/{config.epochs}", unit="img",
+                   disable=not progress, leave=False)
+        for x, y in train.batches(gen, shuffle=True, drop_last=len(train) >= train.batch_size):
+            x, y = x.to(device, non_blocking=True), y.to(device)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            if not torch.isfinite(loss):
+                bar.close()
+                raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch + 1}; "
+                                       f"the last good checkpoint (epoch {state.epoch}) is kept")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if per_batch_schedule:
+                sched.step()
+            n = len(y)
+            loss_sum += loss.item() * n
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += n
+            bar.update(n)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        bar.close()
+        elapsed = time.perf_counter() - start
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+               "lr": opt.param_groups[0]["lr"], "img_per_s": seen / elapsed, "seconds": elapsed}
+        if val is not None:
+            metrics = evaluate(model, val, device=device, progress=False)
+            row.update(val_loss=metrics["loss"], val_acc=metrics["accuracy"])
+        if not per_batch_schedule:
+            sched.step(row.get("val_loss", row["train_loss"]))
+        state.history.append(row)
+        state.epoch = epoch + 1
+        if progress:
+            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        stop = False
+        if config.early_stopping is not None and "val_loss" in row:
+            if row["val_loss"] < state.best_val_loss:
+                state.best_val_loss, state.bad_epochs = row["val_loss"], 0
+            else:
+                state.bad_epochs += 1
+                stop = state.bad_epochs >= config.early_stopping
+        if on_epoch_end is not None:
+            on_epoch_end(model, state, opt, sched)
+        if stop:
+            break
+    return state
+
+
+@torch.no_grad()
+def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu",
+            progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of every image of ``feed`` (model in eval mode)."""
+    device = torch.device(device)
+    model.to(device).to(memory_format=torch.channels_last).eval()
+    logits, labels = [], []
+    with tqdm(total=len(feed), desc=f"eval @{feed.resolution}px", unit="img", disable=not progress, leave=False) as bar:
+        for x, y in feed.batches():
+            logits.append(model(x.to(device)).float().cpu())
+            labels.append(y)
+            bar.update(len(y))
+    return torch.cat(logits), torch.cat(labels)
+
+
+def evaluate(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", progress: bool = True) -> dict:
+    """Cross-entropy loss and accuracy of ``model`` on ``feed``, with images/s."""
+    start = time.perf_counter()
+    logits, labels = predict(model, feed, device, progress)
+    seconds = time.perf_counter() - start
+    return {"loss": F.cross_entropy(logits, labels).item(), "accuracy": (logits.argmax(1) == labels).float().mean().item(),
+            "n": len(labels), "resolution": feed.resolution,
+            "k_image_test": feed.k_image_test or image_test_size(feed.resolution), "img_per_s": len(labels) / seconds}
+
+
+def resolution_sweep(model: nn.Module, cache: ImageCache, indices: np.ndarray, resolutions: list[int],
+                     batch_size: int = 100, device: torch.device | str = "cpu") -> list[dict]:
+    """Accuracy and loss against test resolution (the FixRes curve), with the test preprocessing."""
+    rows = []
+    for k in tqdm(resolutions, desc="resolution sweep", unit="res"):
+        rows.append(evaluate(model, Feed(cache, indices, k, "test", batch_size=batch_size), device, progress=False))
+    return rows
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", progress: bool = True) -> nn.Module:
+    """Re-estimate every batch-norm's running statistics on ``feed`` (no gradient step, weights untouched)."""
+    device = torch.device(device)
+    model.to(device).to(memory_format=torch.channels_last)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over all batches
+    model.train()
+    with tqdm(total=len(feed), desc=f"BN recalibration @{feed.resolution}px", unit="img", disable=not progress,
+              leave=False) as bar:
+        for x, _ in feed.batches():
+            model(x.to(device))
+            bar.update(len(x))
+    for bn, m in zip(bns, momenta):
+        bn.momentum = m
+    return model.eval()

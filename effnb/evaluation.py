@@ -1,0 +1,45 @@
+"""Evaluate a saved checkpoint on a class-per-folder directory (what ``effnb evaluate`` runs)."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint
+from .data import DataError, build_cache
+from .device import pick_device
+from .engine import Feed, evaluate
+from .transforms import image_test_size
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, resolution: int | None = None,
+                        cache_root: str | Path | None = None, device: str | None = None, progress: bool = True) -> dict:
+    """Accuracy and loss of ``checkpoint`` on every image of ``data_dir`` with the checkpoint's own test preprocessing.
+
+    Class folders are matched case-insensitively to the checkpoint's classes. ``resolution`` overrides the
+    checkpoint's recommended test resolution.
+    """
+    if resolution is not None and (not isinstance(resolution, int) or resolution <= 0):
+        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+    model, meta = load_checkpoint(checkpoint)
+    pre = meta["preprocessing"]
+    data_dir = Path(data_dir)
+    key = hashlib.sha256(f"{data_dir.resolve()}:{pre['cache_side']}".encode()).hexdigest()[:12]
+    cache_root = Path(cache_root) if cache_root else Path.home() / ".cache" / "effnb" / "eval"
+    cache = build_cache(data_dir, cache_root / key, side=pre["cache_side"])
+    wanted = {c.lower(): i for i, c in enumerate(meta["classes"])}
+    found = [c.lower() for c in cache.classes]
+    if sorted(found) != sorted(wanted):
+        raise DataError(f"class folders {cache.classes} of {data_dir} do not match the checkpoint's classes {meta['classes']}")
+    relabel = np.array([wanted[c] for c in found])
+    cache.labels = relabel[np.asarray(cache.labels)]
+    k_test = resolution or pre["k_test"]
+    k_image_test = image_test_size(k_test) if resolution else pre["k_image_test"]
+    feed = Feed(cache, np.arange(len(cache)), k_test, "test", k_image_test, batch_size=100)
+    with torch.inference_mode():
+        metrics = evaluate(model, feed, pick_device(device), progress)
+    return {"checkpoint": str(checkpoint), "data_dir": str(data_dir), "accuracy": metrics["accuracy"],
+            "loss": metrics["loss"], "images": metrics["n"], "skipped": len(cache.skipped),
+            "k_test": k_test, "k_image_test": k_image_test}

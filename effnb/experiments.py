@@ -1,0 +1,129 @@
+"""Experiments that resume: a config's content hash names its folder; a finished one is read back, not re-run.
+
+Each experiment folder holds ``progress.pt`` (written after every epoch: weights, optimizer, scheduler,
+history), ``model.pt`` (a usable checkpoint, see :mod:`effnb.checkpoint`) and ``result.json``, written
+last and atomically: its presence is what "finished" means.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from .atomic import torch_save, write_json
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import ImageCache
+from .engine import Feed, TrainConfig, TrainState, evaluate, fit, recalibrate_bn
+from .flops import count_flops, count_params
+from .model import NetSpec, build_model
+from .transforms import image_test_size
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One training run (or FixRes step) with everything that determines its result.
+
+    ``kind``: ``train`` trains with the seed's augmentation at ``resolution``; ``finetune`` starts from
+    ``init`` and trains with the *test-time* preprocessing at ``resolution``; ``bn_recal`` starts from
+    ``init`` and only re-estimates batch-norm statistics with the test-time preprocessing.
+    """
+
+    name: str
+    spec: NetSpec
+    train: TrainConfig
+    resolution: int
+    train_indices: tuple[int, ...]
+    eval_indices: tuple[int, ...] = ()
+    eval_resolution: int | None = None  # defaults to ``resolution``
+    kind: Literal["train", "finetune", "bn_recal"] = "train"
+    init: str | None = None
+    batch_size: int = 64
+    seed: int = 0
+    data_key: str = ""
+
+    def key(self) -> str:
+        """Content hash of the configuration (12 hex digits)."""
+        config = asdict(self)
+        config["spec"] = self.spec.to_dict()
+        config["train_indices"] = hashlib.sha256(np.asarray(self.train_indices, dtype=np.int64).tobytes()).hexdigest()
+        config["eval_indices"] = hashlib.sha256(np.asarray(self.eval_indices, dtype=np.int64).tobytes()).hexdigest()
+        return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def folder(self, artifacts_dir: str | Path) -> Path:
+        return Path(artifacts_dir) / "experiments" / f"{self.name}-{self.key()}"
+
+
+def read_result(exp: Experiment, artifacts_dir: str | Path) -> dict | None:
+    """The result of a finished experiment, or None."""
+    path = exp.folder(artifacts_dir) / "result.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _start_model(exp: Experiment) -> torch.nn.Module:
+    if exp.kind == "train":
+        torch.manual_seed(exp.seed)
+        return build_model(exp.spec)
+    if exp.init is None:
+        raise ValueError(f"experiment {exp.name!r} of kind {exp.kind!r} needs an init checkpoint")
+    model, _ = load_checkpoint(exp.init)
+    return model
+
+
+def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path,
+                   device: torch.device | str = "cpu", progress: bool = True) -> dict:
+    """Run ``exp`` (or resume it, or read back its finished result) and return its result dict."""
+    folder = exp.folder(artifacts_dir)
+    done = read_result(exp, artifacts_dir)
+    if done is not None:
+        if progress:
+            print(f"[{exp.name}] finished earlier: read back from {folder}")
+        return done
+    folder.mkdir(parents=True, exist_ok=True)
+    model = _start_model(exp)
+    mode = "train" if exp.kind == "train" else "test"
+    feed = Feed(cache, np.asarray(exp.train_indices), exp.resolution, mode, batch_size=exp.batch_size)
+    eval_res = exp.eval_resolution or exp.resolution
+    val = Feed(cache, np.asarray(exp.eval_indices), eval_res, "test", batch_size=100) if exp.eval_indices else None
+    progress_path = folder / "progress.pt"
+    state = TrainState()
+    started = time.perf_counter()
+    if exp.kind == "bn_recal":
+        recalibrate_bn(model, feed, device, progress)
+    else:
+        if progress_path.is_file():
+            saved = torch.load(progress_path, map_location="cpu", weights_only=False)
+            model.load_state_dict(saved["model"])
+            state = saved["state"]
+            if progress:
+                print(f"[{exp.name}] resuming after epoch {state.epoch}")
+
+        def save_progress(model, state, opt, sched) -> None:
+            state.optimizer_state, state.scheduler_state = opt.state_dict(), sched.state_dict()
+            torch_save(progress_path, {"model": model.state_dict(), "state": state})
+
+        state = fit(model, feed, exp.train, val, exp.seed, device, state, save_progress, progress)
+    # resumed runs count the epochs done before the interruption too
+    seconds = sum(r["seconds"] for r in state.history) if state.history else time.perf_counter() - started
+    preprocessing = {"k_train": exp.spec.resolution, "k_test": eval_res, "k_image_test": image_test_size(eval_res),
+                     "cache_side": cache.side}
+    checkpoint = save_checkpoint(folder / "model.pt", model, exp.spec, cache.classes, preprocessing,
+                                 experiment=exp.name, key=exp.key())
+    result = {
+        "name": exp.name, "key": exp.key(), "kind": exp.kind, "spec": exp.spec.to_dict(),
+        "train_config": exp.train.as_dict(), "resolution": exp.resolution, "eval_resolution": eval_res,
+        "n_train": len(exp.train_indices), "n_eval": len(exp.eval_indices), "seed": exp.seed,
+        "params": count_params(model), "flops": count_flops(exp.spec, exp.spec.resolution),
+        "eval_flops": count_flops(exp.spec, eval_res), "history": state.history, "train_seconds": seconds,
+        "checkpoint": str(checkpoint),
+    }
+    if val is not None:
+        result["eval"] = evaluate(model, val, device, progress)
+    write_json(folder / "result.json", result)
+    progress_path.unlink(missing_ok=True)
+    return result

@@ -1,0 +1,88 @@
+"""Compute profiles of the study: one parameter picks how much of the seed's schedule to run.
+
+``smoke`` proves every notebook runs (tests and CI), ``cpu`` is the real study sized for two CPU
+cores, ``full`` is the seed's schedule for a GPU. Every notebook reads its budget from here.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Budgets of every experiment of the study (images are counts of training images)."""
+
+    name: str
+    description: str
+    cache_side: int  # longer side of the decoded-image cache
+    limit_per_class: int | None  # use only this many images of each class (None: all)
+    test_size: int
+    test2_size: int
+    batch_size: int
+    lr: float
+    # selection experiments (baselines, grid, accuracy-vs-FLOPs) share one budget so they compare
+    select_train_n: int | None
+    select_epochs: int
+    select_eval_n: int | None
+    grid_phi: float
+    scaling_phis: tuple[int, ...]  # phis trained on the selection budget for the accuracy-vs-FLOPs plot
+    # the final model
+    final_phi: int
+    final_epochs: int
+    final_train_n: int | None
+    # FixRes
+    sweep_n: int | None
+    sweep_factors: tuple[float, ...]  # test resolutions as multiples of the training resolution
+    bn_recal_n: int
+    finetune_n: int | None
+    finetune_epochs: int
+    finetune_lr: float
+    head_finetune_epochs: int
+    head_finetune_lr: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """A short human-readable line for the top of each report."""
+        n = "all images" if self.limit_per_class is None else f"{self.limit_per_class} images per class"
+        return (f"profile '{self.name}' ({self.description}): {n}; selection runs {self.select_epochs} epochs on "
+                f"{self.select_train_n or 'all'} images; final model phi={self.final_phi}, {self.final_epochs} epochs on "
+                f"{self.final_train_n or 'the full train split'}; fine-tune {self.finetune_epochs} epoch(s) on "
+                f"{self.finetune_n or 'the full train split'}")
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", description="tests and CI: every notebook end to end in minutes",
+        cache_side=96, limit_per_class=150, test_size=60, test2_size=60, batch_size=32, lr=2e-3,
+        select_train_n=120, select_epochs=1, select_eval_n=None, grid_phi=1, scaling_phis=(2,),
+        final_phi=1, final_epochs=1, final_train_n=None,
+        sweep_n=None, sweep_factors=(1.0, 1.5, 2.0), bn_recal_n=64,
+        finetune_n=64, finetune_epochs=1, finetune_lr=1e-4, head_finetune_epochs=1, head_finetune_lr=1e-3,
+    ),
+    "cpu": Profile(
+        name="cpu", description="the real study on two CPU cores, under two hours",
+        cache_side=200, limit_per_class=None, test_size=4000, test2_size=4000, batch_size=64, lr=2e-3,
+        select_train_n=5000, select_epochs=3, select_eval_n=2000, grid_phi=1, scaling_phis=(2,),
+        final_phi=1, final_epochs=12, final_train_n=None,
+        sweep_n=600, sweep_factors=(0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5), bn_recal_n=3000,
+        finetune_n=4000, finetune_epochs=1, finetune_lr=1e-4, head_finetune_epochs=1, head_finetune_lr=1e-3,
+    ),
+    "full": Profile(
+        name="full", description="the seed's schedule, for a GPU",
+        cache_side=320, limit_per_class=None, test_size=4000, test2_size=4000, batch_size=64, lr=1e-3,
+        select_train_n=None, select_epochs=30, select_eval_n=None, grid_phi=1, scaling_phis=(2, 3),
+        final_phi=4, final_epochs=150, final_train_n=None,
+        sweep_n=None, sweep_factors=(0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5), bn_recal_n=5000,
+        finetune_n=None, finetune_epochs=40, finetune_lr=1e-4, head_finetune_epochs=5, head_finetune_lr=1e-3,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name`` (``smoke``, ``cpu`` or ``full``)."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}") from None

@@ -1,0 +1,126 @@
+"""The study's plumbing shared by the notebooks: data preparation, stage outputs, and experiment recipes.
+
+Each notebook writes one ``<stage>.json`` into the artifacts folder and reads the earlier ones, so the
+notebooks stay narrative and none repeats another's code.
+"""
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .atomic import write_json
+from .data import ImageCache, build_cache, make_splits, resolve_data_dir, subset
+from .engine import TrainConfig
+from .experiments import Experiment
+from .model import NetSpec
+from .profiles import Profile, get_profile
+
+NOTEBOOKS = {"data": "01_data", "baselines": "02_baselines", "grid": "03_grid", "scaling": "04_scaling",
+             "finetune": "05_finetune", "final": "06_final"}
+
+
+class StageMissing(FileNotFoundError):
+    """An earlier notebook's output is missing."""
+
+
+def write_stage(artifacts_dir: str | Path, stage: str, data: dict) -> Path:
+    """Write a notebook's results to ``<artifacts_dir>/<stage>.json`` (atomically)."""
+    path = Path(artifacts_dir) / f"{stage}.json"
+    write_json(path, data)
+    return path
+
+
+def read_stage(artifacts_dir: str | Path, stage: str) -> dict:
+    """Read an earlier notebook's results, with a clear error naming the notebook to run first."""
+    path = Path(artifacts_dir) / f"{stage}.json"
+    if not path.is_file():
+        raise StageMissing(f"{path} not found: run notebooks/{NOTEBOOKS[stage]}.ipynb first (same artifacts_dir)")
+    return json.loads(path.read_text())
+
+
+@dataclass
+class Study:
+    """The data of one study run: the decoded cache, the splits, the profile and the seed."""
+
+    cache: ImageCache
+    splits: dict[str, np.ndarray]
+    profile: Profile
+    seed: int
+    artifacts_dir: Path
+    root: Path
+
+    @property
+    def data_key(self) -> str:
+        return f"{self.cache.side}:{len(self.cache)}:{self.seed}"
+
+    def train_config(self, epochs: int, **overrides) -> TrainConfig:
+        return TrainConfig(epochs=epochs, lr=overrides.pop("lr", self.profile.lr), **overrides)
+
+    def selection_experiment(self, name: str, spec: NetSpec) -> Experiment:
+        """A baseline / grid / scaling run: every one shares the same subset, epochs and evaluation images."""
+        p = self.profile
+        return Experiment(
+            name=name, spec=spec, train=self.train_config(p.select_epochs), resolution=spec.resolution,
+            train_indices=tuple(subset(self.splits["train"], p.select_train_n, self.seed).tolist()),
+            eval_indices=tuple(subset(self.splits["test"], p.select_eval_n, self.seed).tolist()),
+            batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
+
+    def final_experiment(self, spec: NetSpec) -> Experiment:
+        """The final model: the full training split (or the profile's share of it)."""
+        p = self.profile
+        return Experiment(
+            name=f"final-{spec.name}", spec=spec, train=self.train_config(p.final_epochs), resolution=spec.resolution,
+            train_indices=tuple(subset(self.splits["train"], p.final_train_n, self.seed).tolist()),
+            eval_indices=tuple(subset(self.splits["test"], p.select_eval_n, self.seed).tolist()),
+            batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
+
+    def fixres_experiments(self, spec: NetSpec, init: str, k_test: int) -> dict[str, Experiment]:
+        """The three FixRes variants at test resolution ``k_test``, all from checkpoint ``init``.
+
+        ``bn_recal``: re-estimate BN statistics only; ``head``: train classifier + last BN (the FixRes
+        paper's recipe); ``full``: fine-tune everything (the seed's recipe). All see the training images
+        through the *test-time* preprocessing.
+        """
+        p = self.profile
+        train_idx = tuple(subset(self.splits["train"], p.finetune_n, self.seed).tolist())
+        eval_idx = tuple(subset(self.splits["test"], p.sweep_n, self.seed).tolist())
+        common = dict(spec=spec, resolution=k_test, eval_indices=eval_idx, init=init, batch_size=p.batch_size,
+                      seed=self.seed, data_key=self.data_key)
+        return {
+            "bn_recal": Experiment(name="fixres-bn", kind="bn_recal", train=self.train_config(0),
+                                   train_indices=tuple(subset(np.asarray(train_idx), p.bn_recal_n, self.seed).tolist()),
+                                   **common),
+            "head": Experiment(name="fixres-head", kind="finetune", train_indices=train_idx,
+                               train=self.train_config(p.head_finetune_epochs, lr=p.head_finetune_lr,
+                                                       schedule="cosine", weight_decay=0.0, trainable="head"),
+                               **common),
+            "full": Experiment(name="fixres-full", kind="finetune", train_indices=train_idx,
+                               train=self.train_config(p.finetune_epochs, lr=p.finetune_lr, schedule="cosine"),
+                               **common),
+        }
+
+
+def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts_dir: str | Path,
+                  seed: int = 0) -> Study:
+    """Find (or download) the data, decode it once into the cache (read back if built before), split it."""
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    artifacts_dir = Path(artifacts_dir)
+    root = resolve_data_dir(data_dir, download_dir=artifacts_dir / "downloads")
+    limit = profile.limit_per_class
+    cache = build_cache(root, artifacts_dir / f"cache-{profile.cache_side}-{limit or 'all'}",
+                        side=profile.cache_side, limit_per_class=limit, seed=seed)
+    splits = make_splits(cache.labels, seed, profile.test_size, profile.test2_size)
+    return Study(cache, splits, profile, seed, artifacts_dir, root)
+
+
+def run_info(profile: Profile) -> dict:
+    """Versions and hardware, printed at the top of each report."""
+    return {"profile": profile.name, "effnb": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}

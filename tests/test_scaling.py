@@ -1,0 +1,129 @@
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from effnb.flops import count_flops, scaling_table
+from effnb.model import BASELINES, NetSpec, StageSpec, build_model
+from effnb.scaling import (
+    SEED_GRID,
+    SEED_GRID_RESULTS,
+    constraint,
+    grid_candidates,
+    round_half_up,
+    scale,
+)
+
+C = BASELINES["C"]
+
+
+def test_phi_zero_is_identity() -> None:
+    for abg in SEED_GRID:
+        scaled = scale(C, *abg, 0)
+        assert scaled.name == "C-phi0"
+        assert replace(scaled, name=C.name) == C
+
+
+@pytest.mark.parametrize("abg", SEED_GRID)
+@pytest.mark.parametrize("phi", [1, 2, 3, 4])
+def test_fixed_stages(abg: tuple[float, float, float], phi: int) -> None:
+    scaled = scale(C, *abg, phi)
+    assert scaled.name == f"C-phi{phi}"
+    assert scaled.stages[0] == C.stages[0] and scaled.stages[-1] == C.stages[-1]
+    assert scaled.stages[1].layers == 1
+    for old, new in zip(C.stages[1:-1], scaled.stages[1:-1]):
+        assert (new.kernel, new.stride, new.expansion) == (old.kernel, old.stride, old.expansion)
+        assert new.channels >= old.channels and new.layers >= old.layers
+
+
+def test_stage2_width_grows_depth_does_not() -> None:
+    scaled = scale(C, 1.4, 1.23, 1.0, 4)
+    assert scaled.stages[1].layers == 1
+    assert scaled.stages[1].channels == 37  # 16 * 1.23**4 = 36.6
+    assert scaled.stages[3].layers == 8  # 2 * 1.4**4 = 7.68
+
+
+def test_round_half_up() -> None:
+    assert [round_half_up(x) for x in (0.5, 1.49, 2.5, 3.5, 4.51)] == [1, 1, 3, 4, 5]
+    assert round(2.5) == 2  # what banker's rounding would give
+
+
+def test_scale_rounds_half_up() -> None:
+    conv, mb = StageSpec("conv", 3, 2, 8), StageSpec("mbconv", 3, 1, 10, 2, 6)
+    spec = NetSpec("toy", (conv, mb, mb, conv), resolution=10)
+    scaled = scale(spec, 1.25, 1.25, 1.25, 1)  # 2*1.25 = 2.5, 10*1.25 = 12.5
+    assert [s.layers for s in scaled.stages] == [1, 2, 3, 1]
+    assert [s.channels for s in scaled.stages] == [8, 13, 13, 8]
+    assert scaled.resolution == 13
+
+
+def test_seed_resolutions() -> None:
+    assert [scale(C, 1.2, 1.05, 1.23, phi).resolution for phi in range(5)] == [64, 79, 97, 119, 146]
+
+
+BAD_ARGS = [(0.9, 1.1, 1.1, 1), (1.1, 0.9, 1.1, 1), (1.1, 1.1, 0.9, 1), (1.2, 1.05, 1.23, -1)]
+
+
+@pytest.mark.parametrize("bad", BAD_ARGS)
+def test_scale_rejects_bad_arguments(bad: tuple[float, float, float, float]) -> None:
+    with pytest.raises(ValueError):
+        scale(C, *bad)
+
+
+def test_seed_grid_satisfies_constraint() -> None:
+    assert all(abs(constraint(*abg) - 2) <= 0.1 for abg in SEED_GRID)
+    assert constraint(1.2, 1.05, 1.23) == pytest.approx(1.2 * 1.05**2 * 1.23**2)
+
+
+def test_seed_grid_results() -> None:
+    assert [(r["alpha"], r["beta"], r["gamma"]) for r in SEED_GRID_RESULTS] == SEED_GRID
+    best = max(SEED_GRID_RESULTS, key=lambda r: (r["accuracy"], -r["loss"]))
+    assert (best["alpha"], best["beta"], best["gamma"]) == (1.2, 1.05, 1.23)
+
+
+def test_grid_candidates() -> None:
+    steps = [1.0, 1.02, 1.05, 1.1, 1.14, 1.17, 1.2, 1.23, 1.4]
+    cands = grid_candidates([1.0, 1.2, 1.4, 1.6], steps, steps)
+    assert (1.2, 1.05, 1.23) in cands
+    assert set(SEED_GRID) <= set(cands)
+    assert cands == sorted(cands)
+    assert all(abs(constraint(*c) - 2) <= 0.1 + 1e-9 for c in cands)
+    assert grid_candidates([1.0], [1.0], [1.0]) == []
+
+
+def test_count_flops_single_conv() -> None:
+    conv = nn.Conv2d(4, 8, 3, padding=1, bias=False)
+    assert count_flops(conv, 16, in_channels=4) == 2 * 4 * 8 * 3 * 3 * 16 * 16
+    strided = nn.Conv2d(3, 6, 5, stride=2, padding=2, bias=False)
+    assert count_flops(strided, 32) == 2 * 3 * 6 * 5 * 5 * 16 * 16
+    with pytest.raises(ValueError):
+        count_flops(conv)
+
+
+def test_count_flops_model() -> None:
+    model = build_model(C).train()
+    f64 = count_flops(model)
+    assert model.training  # mode restored
+    assert f64 == count_flops(C) == count_flops(C, 64)
+    ratio = count_flops(C, 128) / f64
+    print(f"\nC: {f64 / 1e6:.2f} MFLOPs at 64 px; x{ratio:.2f} at 128 px")
+    assert 3.8 < ratio < 4.2  # ~quadratic in resolution
+
+
+def test_scaling_table_monotonic() -> None:
+    rows = scaling_table(C, 1.2, 1.05, 1.23)
+    print()
+    for r in rows:
+        print(
+            f"phi={r['phi']} res={r['resolution']} layers={r['layers']} channels={r['channels']} "
+            f"params={r['params']} MFLOPs={r['flops'] / 1e6:.2f} ratio={r['flops_ratio']:.2f} "
+            f"expected={r['expected']:.2f} deviation={r['deviation']:+.1%}"
+        )
+    assert [r["phi"] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r["resolution"] for r in rows] == [64, 79, 97, 119, 146]
+    assert rows[0]["flops_ratio"] == 1.0 and rows[0]["deviation"] == 0.0
+    ratios = [r["flops_ratio"] for r in rows]
+    assert all(a < b for a, b in zip(ratios, ratios[1:]))
+    assert all(a["params"] <= b["params"] for a, b in zip(rows, rows[1:]))
+    assert torch.tensor([r["deviation"] for r in rows]).abs().max() < 0.5
