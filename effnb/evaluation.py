@@ -1,7 +1,9 @@
 """Evaluate a saved checkpoint on a class-per-folder directory (what ``effnb evaluate`` runs)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, resolution
     data_dir = Path(data_dir)
     key = hashlib.sha256(f"{data_dir.resolve()}:{pre['cache_side']}".encode()).hexdigest()[:12]
     cache_root = Path(cache_root) if cache_root else Path.home() / ".cache" / "effnb" / "eval"
-    cache = build_cache(data_dir, cache_root / key, side=pre["cache_side"])
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (one JSON object with --json)
+        cache = build_cache(data_dir, cache_root / key, side=pre["cache_side"])
     wanted = {c.lower(): i for i, c in enumerate(meta["classes"])}
     found = [c.lower() for c in cache.classes]
     if sorted(found) != sorted(wanted):

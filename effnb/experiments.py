@@ -126,4 +126,4 @@ def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path
         result["eval"] = evaluate(model, val, device, progress)
     write_json(folder / "result.json", result)
     progress_path.unlink(missing_ok=True)
-    return result
+    return read_result(exp, artifacts_dir)  # the same JSON form as a result read back later

@@ -1,0 +1,20 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synthetic import make_image_folder  # noqa: E402
+
+from effnb.data import build_cache  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("images"), per_class=40)
+
+
+@pytest.fixture(scope="session")
+def small_cache(image_folder, tmp_path_factory):
+    return build_cache(image_folder, tmp_path_factory.mktemp("cache"), side=64, min_side=16)

@@ -1,0 +1,32 @@
+"""Synthetic class-per-folder image sets for the engine, CLI and study tests (no real data needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CLASSES = ("Cat", "Dog")  # Cat: horizontal stripes, Dog: vertical stripes; random colours, period and phase
+
+
+def stripes(h: int, w: int, vertical: bool, rng: np.random.Generator) -> np.ndarray:
+    """An RGB uint8 image of soft stripes, with noise."""
+    period, phase = rng.uniform(6, 14), rng.uniform(0, 2 * np.pi)
+    axis = np.arange(w if vertical else h)
+    wave = 0.5 + 0.5 * np.sin(2 * np.pi * axis / period + phase)
+    wave = np.broadcast_to(wave[None, :] if vertical else wave[:, None], (h, w))
+    a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    pixels = a + (b - a) * wave[..., None] + rng.normal(0, 8, (h, w, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def make_image_folder(root: Path, per_class: int = 40, size: tuple[int, int] = (48, 64), seed: int = 0,
+                      class_names: dict[str, str] | None = None) -> Path:
+    """Write ``per_class`` JPEGs per class under ``root/<class>/`` and return ``root``."""
+    rng = np.random.default_rng(seed)
+    for label, cls in enumerate(CLASSES):
+        folder = root / (class_names or {}).get(cls, cls)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(stripes(*size, vertical=bool(label), rng=rng)).save(folder / f"{i}.jpg", quality=90)
+    return root

@@ -1,0 +1,131 @@
+"""Training engine: learning, determinism, resume, read-back, FixRes variants, divergence."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import effnb.experiments as experiments
+from effnb.engine import Feed, TrainConfig, TrainingDiverged, evaluate, fit, recalibrate_bn
+from effnb.experiments import Experiment, run_experiment
+from effnb.model import BASELINES, build_model
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+SPEC = dataclasses.replace(BASELINES["C"], resolution=32)
+
+
+def tiny_experiment(cache, epochs=3, **kw) -> Experiment:
+    idx = tuple(range(len(cache)))
+    return Experiment(name="tiny", spec=SPEC, train=TrainConfig(epochs=epochs, lr=3e-3), resolution=32,
+                      train_indices=idx, eval_indices=idx, batch_size=16, **kw)
+
+
+def test_fit_learns_a_two_class_set(small_cache):
+    torch.manual_seed(0)
+    model = build_model(SPEC)
+    idx = np.arange(len(small_cache))
+    state = fit(model, Feed(small_cache, idx, 32, batch_size=8), TrainConfig(epochs=8, lr=3e-3), progress=False)
+    assert len(state.history) == 8
+    assert {"train_loss", "train_acc", "lr", "img_per_s", "seconds"} <= set(state.history[0])
+    accuracy = evaluate(model, Feed(small_cache, idx, 32, "test"), progress=False)["accuracy"]
+    assert accuracy > 0.85  # chance is 0.5
+
+
+def test_same_seed_same_history(small_cache):
+    histories = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        state = fit(build_model(SPEC), Feed(small_cache, np.arange(len(small_cache)), 32, batch_size=16),
+                    TrainConfig(epochs=2), seed=3, progress=False)
+        histories.append([(h["train_loss"], h["train_acc"]) for h in state.history])
+    assert histories[0] == histories[1]
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(small_cache, tmp_path, monkeypatch):
+    exp = tiny_experiment(small_cache, epochs=3)
+    straight = run_experiment(exp, small_cache, tmp_path / "a", progress=False)
+
+    real_fit = experiments.fit
+
+    def interrupted_fit(model, train, config, val, seed, device, state, on_epoch_end, progress):
+        def stop_after_two(model, state, opt, sched):
+            on_epoch_end(model, state, opt, sched)
+            if state.epoch == 2:
+                raise KeyboardInterrupt
+        return real_fit(model, train, config, val, seed, device, state, stop_after_two, progress)
+
+    monkeypatch.setattr(experiments, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(exp, small_cache, tmp_path / "b", progress=False)
+    assert not (exp.folder(tmp_path / "b") / "result.json").exists()
+    assert (exp.folder(tmp_path / "b") / "progress.pt").exists()
+    monkeypatch.setattr(experiments, "fit", real_fit)
+    resumed = run_experiment(exp, small_cache, tmp_path / "b", progress=False)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    a = torch.load(straight["checkpoint"], weights_only=True)["state_dict"]
+    b = torch.load(resumed["checkpoint"], weights_only=True)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_finished_experiment_is_read_back_not_retrained(small_cache, tmp_path, monkeypatch):
+    exp = tiny_experiment(small_cache, epochs=1)
+    first = run_experiment(exp, small_cache, tmp_path, progress=False)
+    monkeypatch.setattr(experiments, "fit", lambda *a, **k: pytest.fail("trained again"))
+    assert run_experiment(exp, small_cache, tmp_path, progress=False) == first
+    changed = dataclasses.replace(exp, seed=1)
+    assert changed.key() != exp.key()
+
+
+def _split_state(model):
+    bn_buffers = {n for n, _ in model.named_buffers() if "running" in n or "num_batches" in n}
+    return {n: t.detach().clone() for n, t in model.state_dict().items()}, bn_buffers
+
+
+def test_bn_recalibration_changes_only_bn_buffers(small_cache):
+    torch.manual_seed(0)
+    model = build_model(SPEC)
+    before, bn_buffers = _split_state(model)
+    recalibrate_bn(model, Feed(small_cache, np.arange(len(small_cache)), 48, "test", batch_size=16), progress=False)
+    after = model.state_dict()
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed and changed <= bn_buffers
+    assert any("running_mean" in n for n in changed)
+
+
+def test_head_finetune_changes_only_classifier_and_final_bn(small_cache):
+    torch.manual_seed(0)
+    model = build_model(SPEC)
+    before, _ = _split_state(model)
+    fit(model, Feed(small_cache, np.arange(len(small_cache)), 48, "test", batch_size=16),
+        TrainConfig(epochs=1, lr=1e-2, trainable="head", schedule="constant"), progress=False)
+    after = model.state_dict()
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed
+    assert all(n.startswith(("classifier.", "final_bn.")) for n in changed), changed
+    assert "classifier.weight" in changed
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_epoch(small_cache):
+    torch.manual_seed(0)
+    model = build_model(SPEC)
+    saved = []
+
+    def poison_after_first_epoch(model, state, opt, sched):
+        saved.append(state.epoch)
+        with torch.no_grad():
+            model.classifier.weight.fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match="epoch 2"):
+        fit(model, Feed(small_cache, np.arange(len(small_cache)), 32, batch_size=16), TrainConfig(epochs=3),
+            on_epoch_end=poison_after_first_epoch, progress=False)
+    assert saved == [1]
+
+
+def test_unknown_trainable_set_is_refused(small_cache):
+    with pytest.raises(ValueError, match="trainable"):
+        fit(build_model(SPEC), Feed(small_cache, np.arange(8), 32), TrainConfig(epochs=1, trainable="neck"),
+            progress=False)
