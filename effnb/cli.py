@@ -18,8 +18,12 @@ def positive_int(text: str) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from .runner import run_study
+    from .runner import render_reports, run_study
 
+    if args.render_only:
+        for path in render_reports(args.artifacts_dir, args.reports_dir):
+            print(path)
+        return 0
     run_study(args.profile, args.data_dir, args.artifacts_dir, args.reports_dir, args.seed, only=args.only)
     return 0
 
@@ -93,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(p)
     p.add_argument("--reports-dir", default="reports")
     p.add_argument("--only", nargs="*", help="run only these notebooks (e.g. 01_data)")
+    p.add_argument("--render-only", action="store_true", help="only render the executed notebooks to HTML again")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a class-per-folder directory")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -11,8 +12,10 @@ import time
 from pathlib import Path
 
 import nbformat
+import torch
 from nbconvert import HTMLExporter
 
+from . import __version__
 from .study import NOTEBOOKS
 from .widgets import BATCH_ENV
 
@@ -23,9 +26,21 @@ class NotebookFailed(RuntimeError):
     """A notebook of the study raised; the earlier reports and artifacts are kept."""
 
 
-def render_html(executed: Path, html_path: Path) -> Path:
-    """Render an executed notebook to a standalone HTML report."""
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+def report_header(executed: Path, seconds: float | None) -> str:
+    """The line every report starts with: profile, data, wall time, versions."""
+    params = nbformat.read(executed, as_version=4).metadata.get("papermill", {}).get("parameters", {})
+    wall = f"{seconds / 60:.1f} min" if seconds is not None else "not finished"
+    return (f"**Run:** profile `{params.get('profile')}`, data `{params.get('data_dir')}`, wall time {wall}, "
+            f"effnb {__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
+            f"{platform.machine()} with {os.cpu_count()} CPU cores"
+            f"{', CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else ''}.")
+
+
+def render_html(executed: Path, html_path: Path, seconds: float | None = None) -> Path:
+    """Render an executed notebook to a standalone HTML report, with the run header on top."""
+    notebook = nbformat.read(executed, as_version=4)
+    notebook.cells.insert(1, nbformat.v4.new_markdown_cell(report_header(executed, seconds)))
+    body, _ = HTMLExporter().from_notebook_node(notebook)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(body, encoding="utf-8")
     return html_path
@@ -73,7 +88,7 @@ def run_study(profile: str, data_dir: str | Path | None, artifacts_dir: str | Pa
             raise NotebookFailed(f"{stem} failed: {failed_cell_error(executed)} (partial report: "
                                  f"{reports_dir / f'{stem}.html'})")
         timings[stem] = {"seconds": round(time.perf_counter() - start, 1), "profile": profile}
-        reports.append(render_html(executed, reports_dir / f"{stem}.html"))
+        reports.append(render_html(executed, reports_dir / f"{stem}.html", timings[stem]["seconds"]))
         timings_path.parent.mkdir(parents=True, exist_ok=True)
         timings_path.write_text(json.dumps(timings, indent=2))
         print(f"   {timings[stem]['seconds']:.0f} s -> {reports[-1]}", flush=True)
@@ -97,6 +112,18 @@ def publish_final(artifacts_dir: Path, reports_dir: Path) -> Path | None:
         row["published_checkpoint"] = str(target.relative_to(reports_dir))
     (models / "final.json").write_text(json.dumps(final, indent=2))
     return models / "final.json"
+
+
+def render_reports(artifacts_dir: str | Path = "artifacts", reports_dir: str | Path = "reports") -> list[Path]:
+    """Render the executed notebooks again (no execution), with the recorded wall times, and the index."""
+    artifacts_dir, reports_dir = Path(artifacts_dir).resolve(), Path(reports_dir).resolve()
+    timings_path = reports_dir / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    reports = [render_html(executed, reports_dir / f"{stem}.html", timings.get(stem, {}).get("seconds"))
+               for stem in NOTEBOOKS.values() if (executed := artifacts_dir / "executed" / f"{stem}.ipynb").is_file()]
+    publish_final(artifacts_dir, reports_dir)
+    write_index(reports_dir, artifacts_dir, timings)
+    return reports
 
 
 def write_index(reports_dir: Path, artifacts_dir: Path, timings: dict) -> Path:
