@@ -65,9 +65,9 @@ PROFILES: dict[str, Profile] = {
         name="cpu", description="the real study on two CPU cores, under two hours",
         cache_side=200, limit_per_class=None, test_size=4000, test2_size=4000, batch_size=64, lr=2e-3,
         select_train_n=5000, select_epochs=3, select_eval_n=2000, grid_phi=1, scaling_phis=(2,),
-        final_phi=1, final_epochs=12, final_train_n=None,
+        final_phi=2, final_epochs=25, final_train_n=None,
         sweep_n=600, sweep_factors=(0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5), bn_recal_n=3000,
-        finetune_n=4000, finetune_epochs=1, finetune_lr=1e-4, head_finetune_epochs=1, head_finetune_lr=1e-3,
+        finetune_n=8000, finetune_epochs=1, finetune_lr=1e-4, head_finetune_epochs=1, head_finetune_lr=1e-3,
     ),
     "full": Profile(
         name="full", description="the seed's schedule, for a GPU",
