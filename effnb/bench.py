@@ -7,7 +7,9 @@ variants tried for the step (memory format, batch size, threads).
 """
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,7 +56,9 @@ def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "
     """Measure and print every figure; returns the rows."""
     study = prepare_study(profile, data_dir, artifacts_dir)
     p = get_profile(profile)
-    final = scale(BASELINES["C"], 1.2, 1.05, 1.23, p.final_phi)
+    grid_path = Path(artifacts_dir) / "grid.json"  # the study's own alpha, beta, gamma when it has run
+    abg = [json.loads(grid_path.read_text())[k] for k in ("alpha", "beta", "gamma")] if grid_path.is_file() else (1.2, 1.05, 1.23)
+    final = scale(BASELINES["C"], *abg, p.final_phi)
     rows = []
 
     def record(what: str, value: float, note: str = "") -> None:
