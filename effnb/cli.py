@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="training and data-pipeline throughput on this machine")
     data_args(p)
-    p.add_argument("--steps", type=positive_int, default=12, help="timed steps per measurement")
+    p.add_argument("--steps", type=positive_int, default=40, help="timed steps per measurement")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("export-split", help="link one split's images into a class-per-folder directory")
