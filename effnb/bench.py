@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .engine import Feed, TrainConfig, evaluate, fit
-from .fixres_math import recommended_test_resolution
+from .fixres import recommended_test_resolution
 from .model import BASELINES, NetSpec, build_model
 from .profiles import get_profile
 from .scaling import scale
@@ -80,7 +80,7 @@ def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "
         record(f"data pipeline alone @{k}px", pipeline_rate(Feed(study.cache, images, k, batch_size=p.batch_size), steps))
     k_test, k_image = recommended_test_resolution(final.resolution, 0.45)
     model = build_model(final)
-    ev = evaluate(model, Feed(study.cache, study.splits["test"][:n], k_test, "test", k_image, batch_size=100),
+    ev = evaluate(model, Feed(study.cache, study.splits["test"][:n], k_test, "eval", k_image, batch_size=100),
                   progress=False)
     record(f"evaluation, {final.name} @{k_test}px (FixRes resolution)", ev["img_per_s"])
     base = BASELINES["C"]

@@ -31,7 +31,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.resolution, device=args.device,
+    result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.k_test, device=args.device,
                                  progress=not args.json)
     if args.json:
         print(json.dumps(result))
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a class-per-folder directory")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--resolution", type=positive_int, help="test resolution (default: the checkpoint's)")
+    p.add_argument("--k-test", type=positive_int, help="test resolution k_test (default: the checkpoint's)")
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)

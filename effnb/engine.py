@@ -1,4 +1,4 @@
-"""Training and evaluation on the decoded-image cache: fit, evaluate, predict, resolution sweeps.
+"""Training and evaluation on the decoded-image cache: fit, evaluate, predict, test-resolution sweeps.
 
 Batches are gathered from the uint8 cache and cropped/resized in one batched call, so an epoch never
 decodes a JPEG. Randomness comes from a generator seeded by (seed, epoch), which makes training
@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import ImageCache
-from .transforms import image_test_size, test_batch, train_batch
+from .transforms import eval_batch, image_test_size, train_batch
 
 
 class TrainingDiverged(RuntimeError):
@@ -28,12 +28,15 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class Feed:
-    """Which images, at which resolution, with which preprocessing ("train" augmentation or "test")."""
+    """Which images, at which input size, with which preprocessing: "train" augmentation or "eval" preprocessing.
+
+    ``size`` is k_train in train mode and k_test in eval mode (``k_image_test`` defaults to ``image_test_size(size)``).
+    """
 
     cache: ImageCache
     indices: np.ndarray
-    resolution: int
-    mode: Literal["train", "test"] = "train"
+    size: int
+    mode: Literal["train", "eval"] = "train"
     k_image_test: int | None = None
     batch_size: int = 64
 
@@ -55,9 +58,9 @@ class Feed:
             hw = torch.from_numpy(np.asarray(self.cache.hw[idx]))
             labels = torch.from_numpy(np.asarray(self.cache.labels[idx], dtype=np.int64))
             if self.mode == "train":
-                x, _ = train_batch(images, hw, self.resolution, generator=generator)
+                x, _ = train_batch(images, hw, self.size, generator=generator)
             else:
-                x = test_batch(images, hw, self.resolution, self.k_image_test)
+                x = eval_batch(images, hw, self.size, self.k_image_test)
             yield x, labels
 
 
@@ -138,7 +141,7 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-def fit(model: nn.Module, train: Feed, config: TrainConfig, val: Feed | None = None, seed: int = 0,
+def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None = None, seed: int = 0,
         device: torch.device | str = "cpu", state: TrainState | None = None,
         on_epoch_end: Callable[[nn.Module, TrainState, object, object], None] | None = None,
         progress: bool = True) -> TrainState:
@@ -219,7 +222,7 @@ def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu",
     device = torch.device(device)
     model.to(device).to(memory_format=torch.channels_last).eval()
     logits, labels = [], []
-    with tqdm(total=len(feed), desc=f"eval @{feed.resolution}px", unit="img", disable=not progress, leave=False) as bar:
+    with tqdm(total=len(feed), desc=f"eval @{feed.size}px", unit="img", disable=not progress, leave=False) as bar:
         for x, y in feed.batches():
             logits.append(model(x.to(device)).float().cpu())
             labels.append(y)
@@ -233,16 +236,16 @@ def evaluate(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", p
     logits, labels = predict(model, feed, device, progress)
     seconds = time.perf_counter() - start
     return {"loss": F.cross_entropy(logits, labels).item(), "accuracy": (logits.argmax(1) == labels).float().mean().item(),
-            "n": len(labels), "resolution": feed.resolution,
-            "k_image_test": feed.k_image_test or image_test_size(feed.resolution), "img_per_s": len(labels) / seconds}
+            "n": len(labels), "k_test": feed.size,
+            "k_image_test": feed.k_image_test or image_test_size(feed.size), "img_per_s": len(labels) / seconds}
 
 
-def resolution_sweep(model: nn.Module, cache: ImageCache, indices: np.ndarray, resolutions: list[int],
+def resolution_sweep(model: nn.Module, cache: ImageCache, indices: np.ndarray, k_tests: list[int],
                      batch_size: int = 100, device: torch.device | str = "cpu") -> list[dict]:
-    """Accuracy and loss against test resolution (the FixRes curve), with the test preprocessing."""
+    """Accuracy and loss against the test resolution k_test (the FixRes curve), with the evaluation preprocessing."""
     rows = []
-    for k in tqdm(resolutions, desc="resolution sweep", unit="res"):
-        rows.append(evaluate(model, Feed(cache, indices, k, "test", batch_size=batch_size), device, progress=False))
+    for k in tqdm(k_tests, desc="resolution sweep", unit="res"):
+        rows.append(evaluate(model, Feed(cache, indices, k, "eval", batch_size=batch_size), device, progress=False))
     return rows
 
 
@@ -257,7 +260,7 @@ def recalibrate_bn(model: nn.Module, feed: Feed, device: torch.device | str = "c
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over all batches
     model.train()
-    with tqdm(total=len(feed), desc=f"BN recalibration @{feed.resolution}px", unit="img", disable=not progress,
+    with tqdm(total=len(feed), desc=f"BN recalibration @{feed.size}px", unit="img", disable=not progress,
               leave=False) as bar:
         for x, _ in feed.batches():
             model(x.to(device))

@@ -16,15 +16,15 @@ from .engine import Feed, evaluate
 from .transforms import image_test_size
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, resolution: int | None = None,
+def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, k_test: int | None = None,
                         cache_root: str | Path | None = None, device: str | None = None, progress: bool = True) -> dict:
     """Accuracy and loss of ``checkpoint`` on every image of ``data_dir`` with the checkpoint's own test preprocessing.
 
-    Class folders are matched case-insensitively to the checkpoint's classes. ``resolution`` overrides the
-    checkpoint's recommended test resolution.
+    Class folders are matched case-insensitively to the checkpoint's classes. ``k_test`` overrides the
+    checkpoint's test resolution (then ``k_image_test = image_test_size(k_test)``).
     """
-    if resolution is not None and (not isinstance(resolution, int) or resolution <= 0):
-        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+    if k_test is not None and (not isinstance(k_test, int) or k_test <= 0):
+        raise ValueError(f"k_test must be a positive integer, got {k_test!r}")
     model, meta = load_checkpoint(checkpoint)
     pre = meta["preprocessing"]
     data_dir = Path(data_dir)
@@ -38,9 +38,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, resolution
         raise DataError(f"class folders {cache.classes} of {data_dir} do not match the checkpoint's classes {meta['classes']}")
     relabel = np.array([wanted[c] for c in found])
     cache.labels = relabel[np.asarray(cache.labels)]
-    k_test = resolution or pre["k_test"]
-    k_image_test = image_test_size(k_test) if resolution else pre["k_image_test"]
-    feed = Feed(cache, np.arange(len(cache)), k_test, "test", k_image_test, batch_size=100)
+    k_image_test = image_test_size(k_test) if k_test else pre["k_image_test"]
+    k_test = k_test or pre["k_test"]
+    feed = Feed(cache, np.arange(len(cache)), k_test, "eval", k_image_test, batch_size=100)
     with torch.inference_mode():
         metrics = evaluate(model, feed, pick_device(device), progress)
     return {"checkpoint": str(checkpoint), "data_dir": str(data_dir), "accuracy": metrics["accuracy"],

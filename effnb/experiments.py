@@ -29,18 +29,18 @@ from .transforms import image_test_size
 class Experiment:
     """One training run (or FixRes step) with everything that determines its result.
 
-    ``kind``: ``train`` trains with the seed's augmentation at ``resolution``; ``finetune`` starts from
-    ``init`` and trains with the *test-time* preprocessing at ``resolution``; ``bn_recal`` starts from
-    ``init`` and only re-estimates batch-norm statistics with the test-time preprocessing.
+    ``kind``: ``train`` trains with the seed's augmentation at the spec's resolution (k_train); ``finetune``
+    starts from ``init`` and trains with the *evaluation* preprocessing at ``k_test``; ``bn_recal`` starts from
+    ``init`` and only re-estimates batch-norm statistics with the evaluation preprocessing at ``k_test``.
+    Evaluation is at ``k_test``, which defaults to k_train.
     """
 
     name: str
     spec: NetSpec
     train: TrainConfig
-    resolution: int
     train_indices: tuple[int, ...]
     eval_indices: tuple[int, ...] = ()
-    eval_resolution: int | None = None  # defaults to ``resolution``
+    k_test: int | None = None
     kind: Literal["train", "finetune", "bn_recal"] = "train"
     init: str | None = None
     batch_size: int = 64
@@ -86,10 +86,12 @@ def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path
         return done
     folder.mkdir(parents=True, exist_ok=True)
     model = _start_model(exp)
-    mode = "train" if exp.kind == "train" else "test"
-    feed = Feed(cache, np.asarray(exp.train_indices), exp.resolution, mode, batch_size=exp.batch_size)
-    eval_res = exp.eval_resolution or exp.resolution
-    val = Feed(cache, np.asarray(exp.eval_indices), eval_res, "test", batch_size=100) if exp.eval_indices else None
+    k_test = exp.k_test or exp.spec.resolution
+    if exp.kind == "train":
+        feed = Feed(cache, np.asarray(exp.train_indices), exp.spec.resolution, "train", batch_size=exp.batch_size)
+    else:
+        feed = Feed(cache, np.asarray(exp.train_indices), k_test, "eval", batch_size=exp.batch_size)
+    val = Feed(cache, np.asarray(exp.eval_indices), k_test, "eval", batch_size=100) if exp.eval_indices else None
     progress_path = folder / "progress.pt"
     state = TrainState()
     started = time.perf_counter()
@@ -107,19 +109,20 @@ def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path
             state.optimizer_state, state.scheduler_state = opt.state_dict(), sched.state_dict()
             torch_save(progress_path, {"model": model.state_dict(), "state": state})
 
-        state = fit(model, feed, exp.train, val, exp.seed, device, state, save_progress, progress)
+        state = fit(model, feed, exp.train, val=val, seed=exp.seed, device=device, state=state,
+                    on_epoch_end=save_progress, progress=progress)
     # resumed runs count the epochs done before the interruption too
     seconds = sum(r["seconds"] for r in state.history) if state.history else time.perf_counter() - started
-    preprocessing = {"k_train": exp.spec.resolution, "k_test": eval_res, "k_image_test": image_test_size(eval_res),
+    preprocessing = {"k_train": exp.spec.resolution, "k_test": k_test, "k_image_test": image_test_size(k_test),
                      "cache_side": cache.side}
     checkpoint = save_checkpoint(folder / "model.pt", model, exp.spec, cache.classes, preprocessing,
                                  experiment=exp.name, key=exp.key())
     result = {
         "name": exp.name, "key": exp.key(), "kind": exp.kind, "spec": exp.spec.to_dict(),
-        "train_config": exp.train.as_dict(), "resolution": exp.resolution, "eval_resolution": eval_res,
+        "train_config": exp.train.as_dict(), "k_train": exp.spec.resolution, "k_test": k_test,
         "n_train": len(exp.train_indices), "n_eval": len(exp.eval_indices), "seed": exp.seed,
         "params": count_params(model), "flops": count_flops(exp.spec, exp.spec.resolution),
-        "eval_flops": count_flops(exp.spec, eval_res), "history": state.history, "train_seconds": seconds,
+        "eval_flops": count_flops(exp.spec, k_test), "history": state.history, "train_seconds": seconds,
         "checkpoint": str(checkpoint),
     }
     if val is not None:

@@ -19,7 +19,7 @@ def results_frame(results: Sequence[dict]) -> pd.DataFrame:
     rows = []
     for r in results:
         ev = r.get("eval", {})
-        rows.append({"experiment": r["name"], "resolution": r["resolution"], "params": r["params"],
+        rows.append({"experiment": r["name"], "k_train": r["k_train"], "params": r["params"],
                      "MFLOPs (2/MAC)": r["flops"] / 1e6, "epochs": len(r["history"]),
                      "train images": r["n_train"], "train min": r["train_seconds"] / 60,
                      "img/s": np.mean([h["img_per_s"] for h in r["history"]]) if r["history"] else np.nan,
@@ -75,11 +75,11 @@ def plot_accuracy_vs_flops(df: pd.DataFrame, label: str = "experiment", referenc
 
 def plot_resolution_sweep(curves: dict[str, Sequence[dict]], k_train: int, k_recommended: int) -> plt.Figure:
     """Test accuracy against test resolution for each model, with the training and FixRes resolutions marked."""
-    df = pd.DataFrame([{"model": name, "test resolution": r["resolution"], "accuracy %": 100 * r["accuracy"],
+    df = pd.DataFrame([{"model": name, "k_test": r["k_test"], "accuracy %": 100 * r["accuracy"],
                         "loss": r["loss"]} for name, rows in curves.items() for r in rows])
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     for ax, y in zip(axes, ["accuracy %", "loss"]):
-        sns.lineplot(df, x="test resolution", y=y, hue="model", marker="o", ax=ax)
+        sns.lineplot(df, x="k_test", y=y, hue="model", marker="o", ax=ax)
         ax.axvline(k_train, ls="--", c="grey")
         ax.axvline(k_recommended, ls=":", c="crimson")
         ax.set_title(f"{y} (dashed: train {k_train}px, dotted: FixRes {k_recommended}px)", fontsize=10)

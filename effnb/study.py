@@ -66,7 +66,7 @@ class Study:
         """A baseline / grid / scaling run: every one shares the same subset, epochs and evaluation images."""
         p = self.profile
         return Experiment(
-            name=name, spec=spec, train=self.train_config(p.select_epochs), resolution=spec.resolution,
+            name=name, spec=spec, train=self.train_config(p.select_epochs),
             train_indices=tuple(subset(self.splits["train"], p.select_train_n, self.seed).tolist()),
             eval_indices=tuple(subset(self.splits["test"], p.select_eval_n, self.seed).tolist()),
             batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
@@ -75,7 +75,7 @@ class Study:
         """The final model: the full training split (or the profile's share of it)."""
         p = self.profile
         return Experiment(
-            name=f"final-{spec.name}", spec=spec, train=self.train_config(p.final_epochs), resolution=spec.resolution,
+            name=f"final-{spec.name}", spec=spec, train=self.train_config(p.final_epochs),
             train_indices=tuple(subset(self.splits["train"], p.final_train_n, self.seed).tolist()),
             eval_indices=tuple(subset(self.splits["test"], p.select_eval_n, self.seed).tolist()),
             batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
@@ -85,15 +85,15 @@ class Study:
 
         ``bn_recal``: re-estimate BN statistics only; ``head``: train classifier + last BN (the FixRes
         paper's recipe); ``full``: fine-tune everything (the seed's recipe). All see the training images
-        through the *test-time* preprocessing.
+        through the evaluation preprocessing at ``k_test``.
         """
         p = self.profile
         train_idx = tuple(subset(self.splits["train"], p.finetune_n, self.seed).tolist())
         eval_idx = tuple(subset(self.splits["test"], p.sweep_n, self.seed).tolist())
-        common = dict(spec=spec, resolution=k_test, eval_indices=eval_idx, init=init, batch_size=p.batch_size,
+        common = dict(spec=spec, k_test=k_test, eval_indices=eval_idx, init=init, batch_size=p.batch_size,
                       seed=self.seed, data_key=self.data_key)
         return {
-            "bn_recal": Experiment(name="fixres-bn", kind="bn_recal", train=self.train_config(0),
+            "bn_recal": Experiment(name="fixres-bn_recal", kind="bn_recal", train=self.train_config(0),
                                    train_indices=tuple(subset(np.asarray(train_idx), p.bn_recal_n, self.seed).tolist()),
                                    **common),
             "head": Experiment(name="fixres-head", kind="finetune", train_indices=train_idx,

@@ -1,4 +1,4 @@
-"""The seed's train-time augmentation and test-time preprocessing, batched on tensors.
+"""The seed's training augmentation and evaluation preprocessing, batched on tensors.
 
 Images come from the decoded-image cache: a uint8 canvas ``[B, 3, S, S]`` in
 which image ``i`` occupies ``[:, :h, :w]`` (top-left, zeros elsewhere) and
@@ -26,7 +26,7 @@ Training crop (the seed's "Augmentation" section):
 So the mean proportion σ is 0.45 for square and 4:3 images (the largest
 fitting proportion is 0.75 > 0.7) and ``E[min(p, 0.5)] = 0.41`` for 2:1 images.
 
-Test transform (the seed's): resize preserving the aspect ratio so the shorter
+Evaluation preprocessing (the seed's test transform): resize preserving the aspect ratio so the shorter
 side is ``k_image_test``, centre-crop ``k_image_test x k_image_test``, then
 centre-crop ``k_test x k_test``. By default ``k_image_test = image_test_size(k_test)
 = round(k_test * 72 / 64)``. In canvas coordinates this is the central square of
@@ -97,8 +97,8 @@ def sample_crop_boxes(
     return boxes, side / longer
 
 
-def test_boxes(hw: Tensor, k_test: int, k_image_test: int | None = None) -> Tensor:
-    """Central squares of side ``min(h, w) * k_test / k_image_test``: the seed's test crop.
+def eval_boxes(hw: Tensor, k_test: int, k_image_test: int | None = None) -> Tensor:
+    """Central squares of side ``min(h, w) * k_test / k_image_test``: the evaluation crop.
 
     Sides and offsets are rounded to whole pixels as ``v2.CenterCrop`` rounds them.
     Returns float ``[B, 4]`` ``(x1, y1, x2, y2)`` boxes in canvas pixels.
@@ -173,14 +173,10 @@ def train_batch(
     return normalize(x).contiguous(memory_format=torch.channels_last), proportions
 
 
-def test_batch(images_u8: Tensor, hw: Tensor, k_test: int, k_image_test: int | None = None) -> Tensor:
-    """Apply the seed's test preprocessing to a canvas batch: normalised ``[B, 3, k_test, k_test]``."""
-    x = crop_resize(images_u8, test_boxes(hw, k_test, k_image_test), k_test)
+def eval_batch(images_u8: Tensor, hw: Tensor, k_test: int, k_image_test: int | None = None) -> Tensor:
+    """Apply the evaluation preprocessing to a canvas batch: normalised ``[B, 3, k_test, k_test]``."""
+    x = crop_resize(images_u8, eval_boxes(hw, k_test, k_image_test), k_test)
     return normalize(x).contiguous(memory_format=torch.channels_last)
-
-
-# Public names that start with "test": keep pytest from collecting them where they are imported.
-test_boxes.__test__ = test_batch.__test__ = False  # type: ignore[attr-defined]
 
 
 def _to_uint8_chw(image: Tensor | Image.Image) -> Tensor:
@@ -219,15 +215,13 @@ class TrainCrop:
         return f"TrainCrop(size={self.size}, {', '.join(f'{k}={v}' for k, v in self.kwargs.items())})"
 
 
-class TestTransform:
-    """The seed's test transform for one image, built from ``torchvision.transforms.v2``.
+class EvalTransform:
+    """The evaluation preprocessing for one image, built from ``torchvision.transforms.v2``.
 
     Resize (shorter side ``k_image_test``, antialiased) -> CenterCrop(k_image_test)
     -> CenterCrop(k_test) -> float 0..1 -> ImageNet normalisation. Accepts a uint8
     ``[3, H, W]`` tensor or a PIL image; returns a plain float tensor ``[3, k_test, k_test]``.
     """
-
-    __test__ = False  # not a pytest test class despite its name
 
     def __init__(self, k_test: int, k_image_test: int | None = None) -> None:
         self.k_test = k_test
@@ -247,4 +241,4 @@ class TestTransform:
         return self.transform(_to_uint8_chw(image)).as_subclass(Tensor)
 
     def __repr__(self) -> str:
-        return f"TestTransform(k_test={self.k_test}, k_image_test={self.k_image_test})"
+        return f"EvalTransform(k_test={self.k_test}, k_image_test={self.k_image_test})"

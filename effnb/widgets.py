@@ -25,10 +25,10 @@ def show_explorer(make: Callable[..., widgets.Widget], *args, **kwargs) -> None:
         print(f"(interactive {make.__name__}: open this notebook in JupyterLab to use it; a static view is shown here)")
     else:
         display(make(*args, **kwargs))
-from .fixres_math import apparent_object_scale
+from .fixres import apparent_object_scale
 from .flops import scaling_table
 from .model import NetSpec
-from .transforms import crop_resize, image_test_size, test_boxes
+from .transforms import crop_resize, eval_boxes, image_test_size
 
 
 def draw_crop(cache: ImageCache, index: int, proportion: float, k_train: int = 64, k_test: int = 64) -> plt.Figure:
@@ -39,7 +39,7 @@ def draw_crop(cache: ImageCache, index: int, proportion: float, k_train: int = 6
     images = torch.from_numpy(cache.images[index:index + 1].copy())
     hw = torch.tensor([[h, w]])
     train_view = crop_resize(images, torch.tensor([[x0, y0, x0 + side, y0 + side]]), k_train)[0]
-    test_view = crop_resize(images, test_boxes(hw, k_test), k_test)[0]
+    test_view = crop_resize(images, eval_boxes(hw, k_test), k_test)[0]
     used = side / max(h, w)
     scale = apparent_object_scale(used, k_train, image_test_size(k_test))
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))

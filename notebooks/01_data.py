@@ -34,10 +34,10 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from effnb.fixres_math import estimate_sigma, recommended_test_resolution, resolution_ratio, sigma_distribution
+from effnb.fixres import estimate_sigma, recommended_test_resolution, resolution_ratio, sigma_distribution
 from effnb.plots import plot_histogram, plot_sizes, show_images
 from effnb.study import prepare_study, run_info, write_stage
-from effnb.transforms import P_RANGE, image_test_size, test_batch, train_batch
+from effnb.transforms import P_RANGE, eval_batch, image_test_size, train_batch
 from effnb.widgets import crop_explorer, draw_crop, show_explorer
 
 study = prepare_study(profile, data_dir, artifacts_dir, seed)
@@ -74,7 +74,7 @@ examples = np.asarray(splits["train"][:8])
 images = torch.from_numpy(cache.images[examples].copy())
 hw = torch.from_numpy(np.asarray(cache.hw[examples]))
 gen = torch.Generator().manual_seed(seed)
-views = [test_batch(images, hw, k_train)] + [train_batch(images, hw, k_train, generator=gen)[0] for _ in range(3)]
+views = [eval_batch(images, hw, k_train)] + [train_batch(images, hw, k_train, generator=gen)[0] for _ in range(3)]
 titles = [cache.classes[cache.labels[i]] for i in examples]
 fig = show_images(torch.cat(views), titles * 4, ncols=8)
 fig.suptitle("row 1: test view; rows 2-4: random training crops", y=1.02);

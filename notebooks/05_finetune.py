@@ -42,7 +42,7 @@ from effnb.data import subset
 from effnb.device import pick_device
 from effnb.engine import resolution_sweep
 from effnb.experiments import run_experiment
-from effnb.fixres_math import recommended_test_resolution
+from effnb.fixres import recommended_test_resolution
 from effnb.model import NetSpec
 from effnb.plots import plot_resolution_sweep
 from effnb.study import prepare_study, read_stage, run_info, write_stage
@@ -63,9 +63,9 @@ pd.Series(run_info(p))
 
 # %%
 sweep_idx = subset(study.splits["test"], p.sweep_n, seed)
-resolutions = sorted({int(round(k_train * f)) for f in p.sweep_factors} | {k_test})
+k_tests = sorted({int(round(k_train * f)) for f in p.sweep_factors} | {k_test})
 model, _ = load_checkpoint(scaling["checkpoint"])
-curves = {"trained (no fine-tuning)": resolution_sweep(model, study.cache, sweep_idx, resolutions, device=device)}
+curves = {"trained (no fine-tuning)": resolution_sweep(model, study.cache, sweep_idx, k_tests, device=device)}
 fig = plot_resolution_sweep(curves, k_train, k_test)
 
 # %% [markdown]
@@ -78,11 +78,11 @@ labels = {"bn_recal": "BN statistics recalibrated", "head": "classifier + last B
           "full": "whole network fine-tuned"}
 for name, result in finetuned.items():
     model, _ = load_checkpoint(result["checkpoint"])
-    curves[labels[name]] = resolution_sweep(model, study.cache, sweep_idx, resolutions, device=device)
+    curves[labels[name]] = resolution_sweep(model, study.cache, sweep_idx, k_tests, device=device)
 fig = plot_resolution_sweep(curves, k_train, k_test)
 
 # %%
-at = lambda rows, k: next(r for r in rows if r["resolution"] == k)  # noqa: E731
+at = lambda rows, k: next(r for r in rows if r["k_test"] == k)  # noqa: E731
 table = pd.DataFrame([{"model": label, "CPU seconds to make": finetuned[n]["train_seconds"] if n in finetuned else 0.0,
                        f"acc % @{k_train}px": 100 * at(rows, k_train)["accuracy"],
                        f"acc % @{k_test}px": 100 * at(rows, k_test)["accuracy"],
@@ -94,6 +94,6 @@ display(table.round(3))
 # %%
 write_stage(artifacts_dir, "finetune", {
     "run": run_info(p), "k_train": k_train, "k_test": k_test, "k_image_test": k_image_test,
-    "resolutions": resolutions, "curves": curves,
+    "k_tests": k_tests, "curves": curves,
     "variants": {n: {"checkpoint": r["checkpoint"], "train_seconds": r["train_seconds"], "label": labels[n]}
                  for n, r in finetuned.items()}})

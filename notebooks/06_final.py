@@ -57,7 +57,7 @@ models += [(v["label"], v["checkpoint"], k_test) for v in ft["variants"].values(
 rows = []
 for label, checkpoint, k in models:
     model, meta = load_checkpoint(checkpoint)
-    m = evaluate(model, Feed(study.cache, test2, k, "test", batch_size=100), device)
+    m = evaluate(model, Feed(study.cache, test2, k, "eval", batch_size=100), device)
     rows.append({"label": label, "checkpoint": checkpoint, "k_test": k, "k_image_test": m["k_image_test"],
                  "loss": m["loss"], "accuracy": m["accuracy"], "n": m["n"]})
 final = pd.DataFrame(rows)
@@ -86,12 +86,12 @@ print(summary)
 
 # %%
 model, meta = load_checkpoint(full_ft["checkpoint"])
-feed = Feed(study.cache, test2, k_test, "test", batch_size=100)
+feed = Feed(study.cache, test2, k_test, "eval", batch_size=100)
 logits, labels = predict(model, feed, device)
 probs = logits.softmax(1)
 wrong = (probs.argmax(1) != labels).nonzero().flatten()
 confident = wrong[probs[wrong].max(1).values.argsort(descending=True)][:16]
-images = torch.cat([x for x, _ in Feed(study.cache, test2[confident.numpy()], k_test, "test").batches()]) if len(confident) else torch.empty(0)
+images = torch.cat([x for x, _ in Feed(study.cache, test2[confident.numpy()], k_test, "eval").batches()]) if len(confident) else torch.empty(0)
 if len(confident):
     fig = show_images(images, [f"{meta['classes'][labels[i]]} → {meta['classes'][probs[i].argmax()]} ({probs[i].max():.2f})"
                                for i in confident], ncols=8)
@@ -102,7 +102,7 @@ if len(confident):
 
 # %%
 browse_idx = test2[:256]
-browse_images = torch.cat([x for x, _ in Feed(study.cache, browse_idx, k_test, "test").batches()])
+browse_images = torch.cat([x for x, _ in Feed(study.cache, browse_idx, k_test, "eval").batches()])
 show_explorer(prediction_browser, browse_images, labels[:256], probs[:256], meta["classes"], show_images)
 
 # %%

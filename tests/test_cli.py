@@ -54,15 +54,15 @@ def test_evaluate_reports_accuracy_loss_count_and_skipped(checkpoint, lowercase_
     model = torch.load(checkpoint, weights_only=True)
     net = build_model(SPEC)
     net.load_state_dict(model["state_dict"])
-    expected = evaluate(net, Feed(cache, np.arange(len(cache)), 40, "test", 45), progress=False)
+    expected = evaluate(net, Feed(cache, np.arange(len(cache)), 40, "eval", 45), progress=False)
     assert result["accuracy"] == pytest.approx(expected["accuracy"])
     assert result["loss"] == pytest.approx(expected["loss"], rel=1e-5)
 
 
-def test_evaluate_at_another_resolution(checkpoint, lowercase_folder, capsys, tmp_path, monkeypatch):
+def test_evaluate_at_another_k_test(checkpoint, lowercase_folder, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     code, out, _ = run(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder),
-                       "--resolution", "64", "--json")
+                       "--k-test", "64", "--json")
     assert code == 0 and json.loads(out)["k_test"] == 64 and json.loads(out)["k_image_test"] == 72
 
 
@@ -95,8 +95,8 @@ def test_missing_data_folder_is_refused(checkpoint, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("bad", ["0", "-3", "big"])
-def test_resolution_must_be_a_positive_integer(bad, checkpoint, lowercase_folder, capsys):
+def test_k_test_must_be_a_positive_integer(bad, checkpoint, lowercase_folder, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder), "--resolution", bad])
+        main(["evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder), "--k-test", bad])
     assert exit_info.value.code == 2
-    assert "resolution" in capsys.readouterr().err
+    assert "k-test" in capsys.readouterr().err

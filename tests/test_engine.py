@@ -19,7 +19,7 @@ SPEC = dataclasses.replace(BASELINES["C"], resolution=32)
 
 def tiny_experiment(cache, epochs=3, **kw) -> Experiment:
     idx = tuple(range(len(cache)))
-    return Experiment(name="tiny", spec=SPEC, train=TrainConfig(epochs=epochs, lr=3e-3), resolution=32,
+    return Experiment(name="tiny", spec=SPEC, train=TrainConfig(epochs=epochs, lr=3e-3),
                       train_indices=idx, eval_indices=idx, batch_size=16, **kw)
 
 
@@ -30,7 +30,7 @@ def test_fit_learns_a_two_class_set(small_cache):
     state = fit(model, Feed(small_cache, idx, 32, batch_size=8), TrainConfig(epochs=8, lr=3e-3), progress=False)
     assert len(state.history) == 8
     assert {"train_loss", "train_acc", "lr", "img_per_s", "seconds"} <= set(state.history[0])
-    accuracy = evaluate(model, Feed(small_cache, idx, 32, "test"), progress=False)["accuracy"]
+    accuracy = evaluate(model, Feed(small_cache, idx, 32, "eval"), progress=False)["accuracy"]
     assert accuracy > 0.85  # chance is 0.5
 
 
@@ -50,12 +50,12 @@ def test_resume_after_interruption_matches_uninterrupted_run(small_cache, tmp_pa
 
     real_fit = experiments.fit
 
-    def interrupted_fit(model, train, config, val, seed, device, state, on_epoch_end, progress):
+    def interrupted_fit(model, train, config, *, on_epoch_end, **options):
         def stop_after_two(model, state, opt, sched):
             on_epoch_end(model, state, opt, sched)
             if state.epoch == 2:
                 raise KeyboardInterrupt
-        return real_fit(model, train, config, val, seed, device, state, stop_after_two, progress)
+        return real_fit(model, train, config, on_epoch_end=stop_after_two, **options)
 
     monkeypatch.setattr(experiments, "fit", interrupted_fit)
     with pytest.raises(KeyboardInterrupt):
@@ -89,7 +89,7 @@ def test_bn_recalibration_changes_only_bn_buffers(small_cache):
     torch.manual_seed(0)
     model = build_model(SPEC)
     before, bn_buffers = _split_state(model)
-    recalibrate_bn(model, Feed(small_cache, np.arange(len(small_cache)), 48, "test", batch_size=16), progress=False)
+    recalibrate_bn(model, Feed(small_cache, np.arange(len(small_cache)), 48, "eval", batch_size=16), progress=False)
     after = model.state_dict()
     changed = {n for n in before if not torch.equal(before[n], after[n])}
     assert changed and changed <= bn_buffers
@@ -100,7 +100,7 @@ def test_head_finetune_changes_only_classifier_and_final_bn(small_cache):
     torch.manual_seed(0)
     model = build_model(SPEC)
     before, _ = _split_state(model)
-    fit(model, Feed(small_cache, np.arange(len(small_cache)), 48, "test", batch_size=16),
+    fit(model, Feed(small_cache, np.arange(len(small_cache)), 48, "eval", batch_size=16),
         TrainConfig(epochs=1, lr=1e-2, trainable="head", schedule="constant"), progress=False)
     after = model.state_dict()
     changed = {n for n in before if not torch.equal(before[n], after[n])}

@@ -70,11 +70,11 @@ def test_crop_boxes_deterministic() -> None:
     assert not torch.equal(a[0], c[0])
 
 
-def test_test_boxes_geometry() -> None:
-    boxes = T.test_boxes(torch.tensor([[200, 200], [100, 300], [300, 100]]), 64)
+def test_eval_boxes_geometry() -> None:
+    boxes = T.eval_boxes(torch.tensor([[200, 200], [100, 300], [300, 100]]), 64)
     # sides 200 * 64 / 72 = 177.8 -> 178 and 100 * 64 / 72 = 88.9 -> 89, centred as v2.CenterCrop does
     assert boxes.tolist() == [[11, 11, 189, 189], [106, 6, 195, 95], [6, 106, 95, 195]]
-    assert T.test_boxes(torch.tensor([[90, 90]]), 64, 64).tolist() == [[0, 0, 90, 90]]
+    assert T.eval_boxes(torch.tensor([[90, 90]]), 64, 64).tolist() == [[0, 0, 90, 90]]
 
 
 def test_crop_resize_constant_region() -> None:
@@ -151,19 +151,19 @@ def test_train_crop_matches_train_batch() -> None:
 
 
 @pytest.mark.parametrize("hw", [(200, 200), (150, 200), (200, 130)])
-def test_test_batch_matches_test_transform(hw: tuple[int, int]) -> None:
+def test_eval_batch_matches_eval_transform(hw: tuple[int, int]) -> None:
     h, w = hw
     # a smooth image, so the two interpolation schemes should agree closely
     yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
     img = torch.stack([255 * yy, 255 * xx, 127 + 120 * torch.sin(6 * xx) * torch.cos(4 * yy)]).round().to(torch.uint8)
     images = torch.zeros(1, 3, 200, 200, dtype=torch.uint8)
     images[0, :, :h, :w] = img
-    batch = T.test_batch(images, torch.tensor([hw]), 64)
-    single = T.TestTransform(64)(img)
+    batch = T.eval_batch(images, torch.tensor([hw]), 64)
+    single = T.EvalTransform(64)(img)
     assert batch.shape == (1, 3, 64, 64) and single.shape == (3, 64, 64)
     assert batch.is_contiguous(memory_format=torch.channels_last)
     assert (batch[0] - single).abs().mean() < 0.05
-    assert (T.test_batch(images, torch.tensor([hw]), 128, 144)[0] - T.TestTransform(128, 144)(img)).abs().mean() < 0.05
+    assert (T.eval_batch(images, torch.tensor([hw]), 128, 144)[0] - T.EvalTransform(128, 144)(img)).abs().mean() < 0.05
 
 
 def test_normalize_roundtrip() -> None:
