@@ -8,7 +8,7 @@ DATA_DIR ?= $(if $(EFFNB_DATA_DIR),$(EFFNB_DATA_DIR),$(wildcard ../shared/data/P
 ARTIFACTS ?= artifacts
 BIN := $(VENV)/bin
 
-.PHONY: study test install notebooks clean
+.PHONY: study test install notebooks lab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -32,6 +32,14 @@ test: install
 # re-pair the notebooks after editing either side (the .py files are the source of truth)
 notebooks: install
 	$(BIN)/jupytext --sync notebooks/*.py
+
+# JupyterLab with the project's settings (jupyter/): on 127.0.0.1 with token authentication, a paired .py
+# opens as a notebook, and the study's notebooks are saved without outputs. JupyterLab refuses to run as root
+# unless told: as root (e.g. in a container) this target adds --allow-root and says so. LAB_ARGS passes more options.
+LAB_ARGS ?=
+lab: install
+	@if [ "$$(id -u)" = 0 ]; then echo "make lab: running as root, so JupyterLab is started with --allow-root"; fi
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter $(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 clean:
 	rm -rf $(ARTIFACTS)

@@ -15,11 +15,14 @@ import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as TF
-from tqdm.auto import tqdm
+
+from .progress import tqdm
 
 DATA_ENV = "EFFNB_DATA_DIR"
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 DEFAULT_DOWNLOAD_DIR = Path.home() / ".cache" / "effnb"
+# the images shared beside the repository (resolved from this file, so the notebooks' working folder does not matter)
+SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "PetImages"
 IMAGES_FILE = "images.u8"
 META_FILE = "meta.json"
 _DECODE_WORKERS = 2
@@ -32,19 +35,30 @@ class DataError(ValueError):
 def resolve_data_dir(
     data_dir: str | os.PathLike | None, download_dir: str | os.PathLike | None = None
 ) -> Path:
-    """Return the class-folder root: ``data_dir``, else ``$EFFNB_DATA_DIR``, else the downloaded real archive.
+    """Return the class-folder root, the same way for the command line, ``make`` and the notebooks.
 
-    A folder holding ``PetImages/`` resolves to that subfolder.
+    In order: ``data_dir`` when given; else ``$EFFNB_DATA_DIR``; else the shared folder beside the repository
+    (``../shared/data/PetImages`` from the repository root, whatever the working folder); else the real archive,
+    downloaded into ``download_dir``. A folder holding ``PetImages/`` resolves to that subfolder. When nothing is
+    found the error names every place tried.
     """
-    data_dir = data_dir or os.environ.get(DATA_ENV) or None
-    if data_dir is None:
-        from effnb.download import fetch_cats_vs_dogs  # lazy: download imports this module
+    explicit = data_dir or os.environ.get(DATA_ENV) or None
+    if explicit is not None:
+        path = Path(explicit).expanduser().resolve()
+        if not path.is_dir():
+            source = "" if data_dir else f" (from ${DATA_ENV})"
+            raise DataError(f"data folder not found: {path}{source}")
+        return path / "PetImages" if (path / "PetImages").is_dir() else path
+    if SHARED_DATA_DIR.is_dir():
+        return SHARED_DATA_DIR
+    from effnb.download import fetch_cats_vs_dogs  # lazy: download imports this module
 
-        return fetch_cats_vs_dogs(download_dir or DEFAULT_DOWNLOAD_DIR)
-    path = Path(data_dir).expanduser().resolve()
-    if not path.is_dir():
-        raise DataError(f"data folder not found: {path}")
-    return path / "PetImages" if (path / "PetImages").is_dir() else path
+    target = Path(download_dir or DEFAULT_DOWNLOAD_DIR)
+    try:
+        return fetch_cats_vs_dogs(target)
+    except (OSError, DataError) as exc:  # urllib's URLError is an OSError
+        raise DataError(f"no images found: no data_dir given, ${DATA_ENV} not set, {SHARED_DATA_DIR} missing, "
+                        f"and downloading into {target} failed ({exc})") from None
 
 
 # --------------------------------------------------------------------------- indexing

@@ -11,7 +11,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from effnb.progress import tqdm
 
 from effnb.data import DataError
 

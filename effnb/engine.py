@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .data import ImageCache
+from .progress import tqdm
 from .transforms import eval_batch, image_test_size, train_batch
 
 

@@ -82,7 +82,7 @@ def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path
     done = read_result(exp, artifacts_dir)
     if done is not None:
         if progress:
-            print(f"[{exp.name}] finished earlier: read back from {folder}")
+            print(f"[{exp.name}] finished earlier: read back from experiments/{folder.name}")
         return done
     folder.mkdir(parents=True, exist_ok=True)
     model = _start_model(exp)

@@ -1,6 +1,8 @@
-"""Seaborn figures and result tables used by the notebooks."""
+"""Seaborn figures and result tables used by the notebooks: accuracies in %, readable axis labels, legends
+beside the axes, integer epochs."""
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -8,10 +10,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import Image, display
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
 
+from .flops import scaling_table
+from .model import NetSpec
 from .transforms import denormalize
 
 sns.set_theme(style="whitegrid", context="notebook")
+pd.set_option("display.max_colwidth", None)  # table labels are sentences: never cut them
+LEGEND_BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1), "frameon": False}
 
 
 def results_frame(results: Sequence[dict]) -> pd.DataFrame:
@@ -24,12 +32,21 @@ def results_frame(results: Sequence[dict]) -> pd.DataFrame:
                      "train images": r["n_train"], "train min": r["train_seconds"] / 60,
                      "img/s": np.mean([h["img_per_s"] for h in r["history"]]) if r["history"] else np.nan,
                      "test loss": ev.get("loss", np.nan), "test acc %": 100 * ev.get("accuracy", np.nan)})
-    return pd.DataFrame(rows).round({"MFLOPs (2/MAC)": 2, "train min": 1, "img/s": 0, "test loss": 4, "test acc %": 2})
+    df = pd.DataFrame(rows).set_index("experiment")
+    return df.round({"MFLOPs (2/MAC)": 2, "train min": 1, "img/s": 0, "test loss": 4, "test acc %": 2})
+
+
+def show_jpeg(fig: plt.Figure, quality: int = 85) -> None:
+    """Display a figure of photographs as a JPEG (a fraction of the PNG's weight in notebooks and reports); close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="jpeg", bbox_inches="tight", pil_kwargs={"quality": quality})
+    plt.close(fig)
+    display(Image(data=buffer.getvalue(), format="jpeg"))
 
 
 def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.6,
-                normalized: bool = True) -> plt.Figure:
-    """A grid of images [N,3,H,W] (normalised by default) with optional titles."""
+                normalized: bool = True, title: str | None = None) -> None:
+    """Display a grid of images [N,3,H,W] (normalised by default) with optional titles, as a JPEG."""
     n = len(images)
     nrows = (n + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15), squeeze=False)
@@ -41,48 +58,57 @@ def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols
         ax.imshow(img.clamp(0, 1).permute(1, 2, 0).cpu().numpy())
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    return fig
+    show_jpeg(fig)
 
 
-def plot_learning_curves(results: Sequence[dict], metric: str = "val_acc") -> plt.Figure:
-    """Per-epoch curves of several experiments (train loss, and ``metric`` when recorded)."""
-    rows = [{"experiment": r["name"], **h} for r in results for h in r["history"]]
-    df = pd.DataFrame(rows)
-    metrics = ["train_loss"] + ([metric] if metric in df else [])
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.6), squeeze=False)
-    for ax, m in zip(axes.flat, metrics):
-        sns.lineplot(df, x="epoch", y=m, hue="experiment", marker="o", ax=ax)
-        ax.set_title(m.replace("_", " "))
+def plot_learning_curves(results: Sequence[dict]) -> plt.Figure:
+    """Per-epoch training loss and, when recorded, held-out accuracy (%) of several experiments."""
+    df = pd.DataFrame([{"experiment": r["name"], **h} for r in results for h in r["history"]])
+    panels = [("train_loss", "training loss", 1)] + ([("val_acc", "held-out accuracy (%)", 100)] if "val_acc" in df else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 2.5, 3.4), squeeze=False)
+    for ax, (column, label, factor) in zip(axes.flat, panels):
+        sns.lineplot(df.assign(y=df[column] * factor), x="epoch", y="y", hue="experiment", marker="o", ax=ax,
+                     legend=ax is axes.flat[-1])
+        ax.set(xlabel="epoch", ylabel=label, xlim=(0.5, df["epoch"].max() + 0.5))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    sns.move_legend(axes.flat[-1], **LEGEND_BESIDE)
     fig.tight_layout()
     return fig
 
 
 def plot_accuracy_vs_flops(df: pd.DataFrame, label: str = "experiment", reference: pd.DataFrame | None = None) -> plt.Figure:
-    """EfficientNet's headline plot on this problem: held-out accuracy against FLOPs (log scale)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    """EfficientNet's headline plot on this problem: held-out accuracy (%) against forward FLOPs (log axis)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     sns.lineplot(df, x="MFLOPs (2/MAC)", y="test acc %", marker="o", ax=ax, label="this run")
     for _, row in df.iterrows():
-        ax.annotate(str(row[label]), (row["MFLOPs (2/MAC)"], row["test acc %"]), textcoords="offset points",
-                    xytext=(4, 4), fontsize=8)
+        ax.annotate(f"{label} = {row[label]}", (row["MFLOPs (2/MAC)"], row["test acc %"]), textcoords="offset points",
+                    xytext=(5, 5), fontsize=9)
     if reference is not None:
         sns.scatterplot(reference, x="MFLOPs (2/MAC)", y="test acc %", marker="X", s=80, ax=ax, label="seed")
     ax.set_xscale("log")
-    ax.set_xlabel("forward MFLOPs per image (multiply-add = 2)")
+    ax.set_xticks(df["MFLOPs (2/MAC)"])  # label the measured points in plain numbers, not 2×10¹
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%.0f"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel="forward MFLOPs per image (log scale; multiply-add = 2)", ylabel="held-out accuracy (%)")
+    ax.legend(**LEGEND_BESIDE)
     fig.tight_layout()
     return fig
 
 
 def plot_resolution_sweep(curves: dict[str, Sequence[dict]], k_train: int, k_recommended: int) -> plt.Figure:
-    """Test accuracy against test resolution for each model, with the training and FixRes resolutions marked."""
-    df = pd.DataFrame([{"model": name, "k_test": r["k_test"], "accuracy %": 100 * r["accuracy"],
-                        "loss": r["loss"]} for name, rows in curves.items() for r in rows])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-    for ax, y in zip(axes, ["accuracy %", "loss"]):
-        sns.lineplot(df, x="k_test", y=y, hue="model", marker="o", ax=ax)
-        ax.axvline(k_train, ls="--", c="grey")
-        ax.axvline(k_recommended, ls=":", c="crimson")
-        ax.set_title(f"{y} (dashed: train {k_train}px, dotted: FixRes {k_recommended}px)", fontsize=10)
+    """Accuracy (%) and loss against the test resolution k_test for each model; training and FixRes resolutions marked."""
+    df = pd.DataFrame([{"model": name, "k_test": r["k_test"], "accuracy": 100 * r["accuracy"], "loss": r["loss"]}
+                       for name, rows in curves.items() for r in rows])
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
+    for ax, (column, label) in zip(axes, [("accuracy", "held-out accuracy (%)"), ("loss", "held-out loss")]):
+        sns.lineplot(df, x="k_test", y=column, hue="model", marker="o", ax=ax, legend=ax is axes[-1])
+        ax.axvline(k_train, ls="--", c="grey", label=f"training resolution ({k_train} px)")
+        ax.axvline(k_recommended, ls=":", c="crimson", label=f"FixRes resolution ({k_recommended} px)")
+        ax.set(xlabel="test resolution k_test (px)", ylabel=label)
+    axes[-1].legend(**LEGEND_BESIDE)
     fig.tight_layout()
     return fig
 
@@ -98,12 +124,31 @@ def plot_histogram(values: np.ndarray, xlabel: str, mean_label: str = "mean", bi
     return fig
 
 
-def plot_sizes(hw: np.ndarray, original_sizes: bool = False) -> plt.Figure:
-    """Distribution of image sizes and aspect ratios (w / h)."""
-    df = pd.DataFrame({"height": hw[:, 0], "width": hw[:, 1], "aspect w/h": hw[:, 1] / hw[:, 0]})
+def size_summary(hw: np.ndarray) -> str:
+    """One sentence on the images' sizes in the cache (the longer side is the cache side)."""
+    sizes = pd.Series([f"{h}×{w}" for h, w in np.asarray(hw)]).value_counts()
+    if len(sizes) == 1:
+        return f"All {len(hw):,} cached images are {sizes.index[0]} pixels (height × width), so no size plot is needed."
+    aspect = np.asarray(hw)[:, 1] / np.asarray(hw)[:, 0]
+    return (f"The {len(hw):,} cached images come in {len(sizes):,} sizes; the most common is {sizes.index[0]} "
+            f"({sizes.iloc[0]:,} images); width/height ranges from {aspect.min():.2f} to {aspect.max():.2f}.")
+
+
+def plot_sizes(hw: np.ndarray) -> plt.Figure | None:
+    """Distribution of cached image sizes and aspect ratios (w / h); None when every image has the same size."""
+    df = pd.DataFrame({"height (px)": hw[:, 0], "width (px)": hw[:, 1], "aspect ratio w/h": hw[:, 1] / hw[:, 0]})
+    if len(df.drop_duplicates(["height (px)", "width (px)"])) == 1:
+        return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
-    sns.histplot(df, x="width", y="height", ax=axes[0], bins=30, cbar=True)
-    sns.histplot(df, x="aspect w/h", ax=axes[1], bins=40)
+    sns.histplot(df, x="width (px)", y="height (px)", ax=axes[0], bins=30, cbar=True)
+    sns.histplot(df, x="aspect ratio w/h", ax=axes[1], bins=40)
     axes[0].set_title("cached image size (longer side = cache side)")
     fig.tight_layout()
     return fig
+
+
+def scaling_frame(spec: NetSpec, alpha: float, beta: float, gamma: float, phi: int) -> pd.DataFrame:
+    """The scaled network's size and cost for phi = 0 .. ``phi``."""
+    df = pd.DataFrame(scaling_table(spec, alpha, beta, gamma, range(phi + 1)))
+    df["MFLOPs (2/MAC)"] = df.pop("flops") / 1e6
+    return df.set_index("phi").round(3)

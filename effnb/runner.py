@@ -1,49 +1,84 @@
-"""Run the study: execute the notebooks in order with papermill, render HTML reports with nbconvert, write an index."""
+"""Run the study: execute the notebooks in order with papermill, render HTML reports with nbconvert, write an index.
+
+A report is what a reader needs: prose, tables and figures. Code inputs are in the page but hidden until
+"show code" is ticked; the parameters cells (papermill's holds this machine's paths) and stderr (progress
+bars, warnings) are left out; each page has its notebook's title and a link back to ``index.html``, the
+study's front page, built from the stages' own outputs.
+"""
 from __future__ import annotations
 
-import html
+import datetime as dt
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import jinja2
 import nbformat
-import torch
+import pandas as pd
 from nbconvert import HTMLExporter
+from nbconvert.filters import markdown2html
+from nbconvert.preprocessors import TagRemovePreprocessor
 
-from . import __version__
-from .study import NOTEBOOKS
-from .widgets import BATCH_ENV
+from .progress import BATCH_ENV
+from .stats import accuracy_interval
+from .study import NOTEBOOKS, read_stage
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+PARAMETER_TAGS = {"parameters", "injected-parameters"}
 
 
 class NotebookFailed(RuntimeError):
     """A notebook of the study raised; the earlier reports and artifacts are kept."""
 
 
-def report_header(executed: Path, seconds: float | None) -> str:
-    """The line every report starts with: profile, data, wall time, versions."""
-    params = nbformat.read(executed, as_version=4).metadata.get("papermill", {}).get("parameters", {})
-    wall = f"{seconds / 60:.1f} min" if seconds is not None else "not finished"
-    return (f"**Run:** profile `{params.get('profile')}`, data `{params.get('data_dir')}`, wall time {wall}, "
-            f"effnb {__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
-            f"{platform.machine()} with {os.cpu_count()} CPU cores"
-            f"{', CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else ''}.")
+def papermill_times(executed: nbformat.NotebookNode) -> tuple[float | None, str | None]:
+    """The wall time in seconds and the end time of a run, as papermill recorded them in the notebook."""
+    meta = executed.metadata.get("papermill", {})
+    return meta.get("duration"), meta.get("end_time")
 
 
-def render_html(executed: Path, html_path: Path, seconds: float | None = None) -> Path:
-    """Render an executed notebook to a standalone HTML report, with the run header on top."""
-    notebook = nbformat.read(executed, as_version=4)
-    notebook.cells.insert(1, nbformat.v4.new_markdown_cell(report_header(executed, seconds)))
-    body, _ = HTMLExporter().from_notebook_node(notebook)
+def notebook_title(notebook: nbformat.NotebookNode) -> str:
+    """The first Markdown heading of a notebook (the report's ``<title>``)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return "effnb report"
+
+
+def reader_view(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The executed notebook as a reader meets it: no stderr outputs, no saved widget state."""
+    notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+    notebook.metadata["title"] = notebook_title(notebook)
+    return notebook
+
+
+def render_html(executed: Path, html_path: Path) -> Path:
+    """Render an executed notebook to a standalone HTML report (see the module docstring)."""
+    notebook = reader_view(nbformat.read(executed, as_version=4))
+    seconds, ended = papermill_times(notebook)
+    run = f"ran {format_minutes(seconds)}" + (f", finished {ended[:16].replace('T', ' ')} UTC" if ended else "")
+    exporter = HTMLExporter(template_name="report", extra_template_basedirs=[str(TEMPLATES_DIR)],
+                            exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=PARAMETER_TAGS), enabled=True)
+    body, _ = exporter.from_notebook_node(notebook, resources={"effnb_run": run if seconds is not None else ""})
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(body, encoding="utf-8")
     return html_path
+
+
+def format_minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "not finished"
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def failed_cell_error(executed: Path) -> str:
@@ -67,8 +102,6 @@ def run_study(profile: str, data_dir: str | Path | None, artifacts_dir: str | Pa
     artifacts_dir, reports_dir = Path(artifacts_dir).resolve(), Path(reports_dir).resolve()
     params = {"profile": profile, "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
               "artifacts_dir": str(artifacts_dir), "seed": seed}
-    timings_path = reports_dir / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     reports = []
     for stem in NOTEBOOKS.values():
         if only and stem not in only:
@@ -77,7 +110,6 @@ def run_study(profile: str, data_dir: str | Path | None, artifacts_dir: str | Pa
         executed = artifacts_dir / "executed" / f"{stem}.ipynb"
         executed.parent.mkdir(parents=True, exist_ok=True)
         print(f"== {stem} ({profile})", flush=True)
-        start = time.perf_counter()
         # papermill runs in its own process: its output streams to this terminal, and nothing of this
         # process (torch's threads) shares the kernel client's event loop
         command = [sys.executable, "-m", "papermill", str(source), str(executed), "-y", json.dumps(params),
@@ -87,26 +119,26 @@ def run_study(profile: str, data_dir: str | Path | None, artifacts_dir: str | Pa
                 render_html(executed, reports_dir / f"{stem}.html")
             raise NotebookFailed(f"{stem} failed: {failed_cell_error(executed)} (partial report: "
                                  f"{reports_dir / f'{stem}.html'})")
-        timings[stem] = {"seconds": round(time.perf_counter() - start, 1), "profile": profile}
-        reports.append(render_html(executed, reports_dir / f"{stem}.html", timings[stem]["seconds"]))
-        timings_path.parent.mkdir(parents=True, exist_ok=True)
-        timings_path.write_text(json.dumps(timings, indent=2))
-        print(f"   {timings[stem]['seconds']:.0f} s -> {reports[-1]}", flush=True)
+        reports.append(render_html(executed, reports_dir / f"{stem}.html"))
+        seconds, _ = papermill_times(nbformat.read(executed, as_version=4))
+        print(f"   {format_minutes(seconds)} -> {reports[-1]}", flush=True)
     publish_final(artifacts_dir, reports_dir)
-    write_index(reports_dir, artifacts_dir, timings)
+    write_index(reports_dir, artifacts_dir)
     return reports
 
 
 def publish_final(artifacts_dir: Path, reports_dir: Path) -> Path | None:
-    """Copy ``final.json`` and the final checkpoints it names (each well under 1 MB) into ``reports/models``."""
-    final_path = artifacts_dir / "final.json"
-    if not final_path.is_file():
+    """Copy the final stage's output and the checkpoints it names (each well under 1 MB) into ``reports/models``.
+
+    The published ``final.json`` names its checkpoints relative to ``reports/`` (no paths of this machine).
+    """
+    if not (Path(artifacts_dir) / "final.json").is_file():
         return None
-    final = json.loads(final_path.read_text())
+    final = read_stage(artifacts_dir, "final")
     models = reports_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
     for row in final["rows"]:
-        source = Path(row["checkpoint"])
+        source = Path(row.pop("checkpoint"))
         target = models / f"{source.parent.name}.pt"
         shutil.copyfile(source, target)
         row["published_checkpoint"] = str(target.relative_to(reports_dir))
@@ -115,36 +147,46 @@ def publish_final(artifacts_dir: Path, reports_dir: Path) -> Path | None:
 
 
 def render_reports(artifacts_dir: str | Path = "artifacts", reports_dir: str | Path = "reports") -> list[Path]:
-    """Render the executed notebooks again (no execution), with the recorded wall times, and the index."""
+    """Render the executed notebooks again (no execution), and the index."""
     artifacts_dir, reports_dir = Path(artifacts_dir).resolve(), Path(reports_dir).resolve()
-    timings_path = reports_dir / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    reports = [render_html(executed, reports_dir / f"{stem}.html", timings.get(stem, {}).get("seconds"))
+    reports = [render_html(executed, reports_dir / f"{stem}.html")
                for stem in NOTEBOOKS.values() if (executed := artifacts_dir / "executed" / f"{stem}.ipynb").is_file()]
     publish_final(artifacts_dir, reports_dir)
-    write_index(reports_dir, artifacts_dir, timings)
+    write_index(reports_dir, artifacts_dir)
     return reports
 
 
-def write_index(reports_dir: Path, artifacts_dir: Path, timings: dict) -> Path:
-    """``reports/index.html``: links to every report with its wall time, and the final table when there is one."""
-    rows = "".join(
-        f"<tr><td><a href='{stem}.html'>{stem}</a></td><td>{timings.get(stem, {}).get('seconds', '–')}</td>"
-        f"<td>{timings.get(stem, {}).get('profile', '–')}</td></tr>"
-        for stem in NOTEBOOKS.values() if (reports_dir / f"{stem}.html").is_file())
-    final_path = artifacts_dir / "final.json"
-    table = ""
-    if final_path.is_file():
-        final = json.loads(final_path.read_text())
-        table = "<h2>Final results (second test split)</h2><table><tr><th>model</th><th>test res</th><th>loss</th>" \
-                "<th>accuracy</th></tr>" + "".join(
-                    f"<tr><td>{html.escape(r['label'])}</td><td>{r['k_test']}</td><td>{r['loss']:.4f}</td>"
-                    f"<td>{100 * r['accuracy']:.2f} %</td></tr>" for r in final["rows"]) + "</table>"
-        table += f"<p>{html.escape(final.get('summary', ''))}</p>"
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>effnb study reports</title><style>"
-            "body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.3em .8em;border-bottom:1px solid #ddd}"
-            "</style></head><body><h1>effnb: compound scaling and FixRes on cats vs dogs</h1>"
-            f"<table><tr><th>report</th><th>wall time (s)</th><th>profile</th></tr>{rows}</table>{table}</body></html>")
+def final_table(final: dict) -> pd.DataFrame:
+    """The final stage's rows as the index shows them: accuracy in % with its 95 % interval."""
+    rows = []
+    for r in final["rows"]:
+        low, high = accuracy_interval(r["accuracy"], r["n"])
+        rows.append({"model": r["label"], "test resolution (px)": r["k_test"], "loss": f"{r['loss']:.4f}",
+                     "accuracy": f"{100 * r['accuracy']:.2f} %", "95 % interval": f"{100 * low:.1f}–{100 * high:.1f} %",
+                     "extra CPU time": format_minutes(r["extra_seconds"]) if r.get("extra_seconds") else "–"})
+    return pd.DataFrame(rows)
+
+
+def write_index(reports_dir: Path, artifacts_dir: Path) -> Path:
+    """``reports/index.html``, the study's front page: the question, each stage's findings, the final table, the reports."""
+    stages = []
+    for stage, stem in NOTEBOOKS.items():
+        executed = Path(artifacts_dir) / "executed" / f"{stem}.ipynb"
+        if not (reports_dir / f"{stem}.html").is_file() or not executed.is_file():
+            continue
+        notebook = nbformat.read(executed, as_version=4)
+        seconds, ended = papermill_times(notebook)
+        output = read_stage(artifacts_dir, stage) if (Path(artifacts_dir) / f"{stage}.json").is_file() else {}
+        stages.append({"href": f"{stem}.html", "title": notebook_title(notebook), "wall": format_minutes(seconds),
+                       "ended": (ended or "")[:16].replace("T", " "),
+                       "findings": [markdown2html(text) for text in output.get("findings", [])]})
+    final = read_stage(artifacts_dir, "final") if (Path(artifacts_dir) / "final.json").is_file() else None
+    run = next((read_stage(artifacts_dir, s)["run"] for s in NOTEBOOKS if (Path(artifacts_dir) / f"{s}.json").is_file()),
+               None)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
+    page = env.get_template("index.html.j2").render(
+        stages=stages, run=run, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        final=final, final_table=final_table(final).to_html(index=False, border=0, classes="results") if final else None)
     path = reports_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -1,21 +1,27 @@
 """The study's plumbing shared by the notebooks: data preparation, stage outputs, and experiment recipes.
 
-Each notebook writes one ``<stage>.json`` into the artifacts folder and reads the earlier ones, so the
-notebooks stay narrative and none repeats another's code.
+Each notebook opens with :func:`open_study` and ends with :meth:`Study.conclude`, which writes its results
+and findings to ``<artifacts_dir>/<stage>.json``; later notebooks (and the index page) read them with
+:func:`read_stage`, so the notebooks stay narrative and none repeats another's code.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from IPython.display import Markdown, display
 
 from . import __version__
 from .atomic import write_json
 from .data import ImageCache, build_cache, make_splits, resolve_data_dir, subset
+from .device import pick_device
 from .engine import TrainConfig
 from .experiments import Experiment
 from .model import NetSpec
@@ -23,6 +29,16 @@ from .profiles import Profile, get_profile
 
 NOTEBOOKS = {"data": "01_data", "baselines": "02_baselines", "grid": "03_grid", "scaling": "04_scaling",
              "finetune": "05_finetune", "final": "06_final"}
+
+# The FixRes pipeline's models, by id, in order: the trained model at its two test resolutions, then the three
+# fine-tuning variants at the larger one (the keys of Study.fixres_experiments). Tables look rows up by id.
+FIXRES_STEPS = {
+    "trained": "trained, tested at the training resolution",
+    "larger_test": "same model, tested at the FixRes resolution",
+    "bn_recal": "BN statistics recalibrated (no gradient step)",
+    "head": "classifier and last BN fine-tuned (the FixRes paper)",
+    "full": "whole network fine-tuned (the seed's recipe)",
+}
 
 
 class StageMissing(FileNotFoundError):
@@ -36,10 +52,15 @@ def write_stage(artifacts_dir: str | Path, stage: str, data: dict) -> Path:
     return path
 
 
-def read_stage(artifacts_dir: str | Path, stage: str) -> dict:
-    """Read an earlier notebook's results, with a clear error naming the notebook to run first."""
+def read_stage(artifacts_dir: str | Path, stage: str, required: bool = True) -> dict | None:
+    """Read an earlier notebook's results, with a clear error naming the notebook to run first.
+
+    With ``required=False`` a missing stage reads as None.
+    """
     path = Path(artifacts_dir) / f"{stage}.json"
     if not path.is_file():
+        if not required:
+            return None
         raise StageMissing(f"{path} not found: run notebooks/{NOTEBOOKS[stage]}.ipynb first (same artifacts_dir)")
     return json.loads(path.read_text())
 
@@ -54,10 +75,29 @@ class Study:
     seed: int
     artifacts_dir: Path
     root: Path
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def data_key(self) -> str:
         return f"{self.cache.side}:{len(self.cache)}:{self.seed}"
+
+    def stage(self, name: str) -> dict:
+        """An earlier notebook's results (see :func:`read_stage`)."""
+        return read_stage(self.artifacts_dir, name)
+
+    def run_info(self) -> dict:
+        """What a reader needs to place the numbers: profile, seed, data, hardware, versions."""
+        cuda = f", {torch.cuda.get_device_name()}" if self.device.type == "cuda" else ""
+        return {"profile": self.profile.name, "profile_description": self.profile.description, "seed": self.seed,
+                "data": f"{self.root.name} ({len(self.cache):,} images, {len(self.cache.skipped)} skipped)",
+                "device": f"{self.device}{cuda}", "effnb": __version__, "torch": torch.__version__,
+                "python": platform.python_version(),
+                "machine": f"{platform.machine()} with {os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads)"}
+
+    def conclude(self, stage: str, results: dict, findings: list[str]) -> None:
+        """A notebook's last call: write its results and findings for the next notebooks, and show the findings."""
+        write_stage(self.artifacts_dir, stage, {"run": self.run_info(), **results, "findings": findings})
+        display(Markdown("\n".join(f"- {line}" for line in findings)))
 
     def train_config(self, epochs: int, **overrides) -> TrainConfig:
         return TrainConfig(epochs=epochs, lr=overrides.pop("lr", self.profile.lr), **overrides)
@@ -119,8 +159,17 @@ def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts
     return Study(cache, splits, profile, seed, artifacts_dir, root)
 
 
-def run_info(profile: Profile) -> dict:
-    """Versions and hardware, printed at the top of each report."""
-    return {"profile": profile.name, "effnb": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+def open_study(stage: str, profile: str | Profile, data_dir: str | Path | None, artifacts_dir: str | Path,
+               seed: int = 0) -> Study:
+    """Every notebook's first call: check the earlier notebooks ran, prepare the data, pick the device, and state
+    the run (profile, data, hardware, versions) once at the top of the report."""
+    for earlier in list(NOTEBOOKS)[:list(NOTEBOOKS).index(stage)]:
+        read_stage(artifacts_dir, earlier)
+    with contextlib.redirect_stdout(sys.stderr):  # the cache's own summary: on the terminal, not in the report
+        study = prepare_study(profile, data_dir, artifacts_dir, seed)
+    study.device = pick_device()
+    info = study.run_info()
+    display(Markdown(f"**Run:** {study.profile.summary()}. Seed {info['seed']}; data {info['data']}; device "
+                     f"{info['device']}; {info['machine']}; effnb {info['effnb']}, torch {info['torch']}, "
+                     f"Python {info['python']}."))
+    return study

@@ -1,18 +1,19 @@
 """ipywidgets explorers for JupyterLab. Each has a ``draw_*`` function that the reports call for a static view."""
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from .data import ImageCache
-
-BATCH_ENV = "EFFNB_BATCH"  # set by the study runner: no live frontend to drive widgets
+from .fixres import apparent_object_scale
+from .model import NetSpec
+from .plots import scaling_frame, show_images, show_jpeg
+from .progress import in_batch
+from .transforms import crop_resize, eval_boxes, image_test_size
 
 
 def show_explorer(make: Callable[..., widgets.Widget], *args, **kwargs) -> None:
@@ -21,14 +22,11 @@ def show_explorer(make: Callable[..., widgets.Widget], *args, **kwargs) -> None:
     Widgets are not even built in batch runs: a widget that draws on creation can stall the
     notebook client that papermill uses.
     """
-    if os.environ.get(BATCH_ENV):
-        print(f"(interactive {make.__name__}: open this notebook in JupyterLab to use it; a static view is shown here)")
+    if in_batch():
+        display(Markdown(f"*In JupyterLab this cell shows an interactive `{make.__name__}`; "
+                         "the report shows a static view instead.*"))
     else:
         display(make(*args, **kwargs))
-from .fixres import apparent_object_scale
-from .flops import scaling_table
-from .model import NetSpec
-from .transforms import crop_resize, eval_boxes, image_test_size
 
 
 def draw_crop(cache: ImageCache, index: int, proportion: float, k_train: int = 64, k_test: int = 64) -> plt.Figure:
@@ -59,18 +57,10 @@ def draw_crop(cache: ImageCache, index: int, proportion: float, k_train: int = 6
 def crop_explorer(cache: ImageCache, k_train: int = 64) -> widgets.Widget:
     """Sliders for the image, the crop proportion and the test resolution: see the apparent object size change."""
     def show(index: int, proportion: float, k_test: int) -> None:
-        draw_crop(cache, index, proportion, k_train, k_test)
-        plt.show()
+        show_jpeg(draw_crop(cache, index, proportion, k_train, k_test))
     return widgets.interactive(show, index=widgets.IntSlider(0, 0, len(cache) - 1),
                                proportion=widgets.FloatSlider(0.45, min=0.2, max=0.7, step=0.05),
                                k_test=widgets.IntSlider(k_train, k_train // 2, 4 * k_train, step=8))
-
-
-def scaling_frame(spec: NetSpec, alpha: float, beta: float, gamma: float, phi: int) -> pd.DataFrame:
-    """The scaled network's size and cost for phi = 0 .. ``phi``."""
-    df = pd.DataFrame(scaling_table(spec, alpha, beta, gamma, range(phi + 1)))
-    df["MFLOPs (2/MAC)"] = df.pop("flops") / 1e6
-    return df.round(3)
 
 
 def scaling_explorer(spec: NetSpec) -> widgets.Widget:
@@ -83,16 +73,34 @@ def scaling_explorer(spec: NetSpec) -> widgets.Widget:
                                phi=widgets.IntSlider(4, 0, 6))
 
 
-def prediction_browser(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, classes: list[str],
-                       draw) -> widgets.Widget:
-    """Page through predictions (images normalised), optionally only the errors; ``draw`` is plots.show_images."""
+PAGE_SIZE = 16
+
+
+def prediction_pages(wrong: torch.Tensor, errors_only: bool, page_size: int = PAGE_SIZE) -> list[torch.Tensor]:
+    """The indices shown on each page: every prediction, or only the wrong ones; never an empty page."""
+    shown = (wrong if errors_only else torch.ones_like(wrong)).nonzero().flatten()
+    return list(shown.split(page_size)) if len(shown) else []
+
+
+def prediction_browser(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor,
+                       classes: list[str]) -> widgets.Widget:
+    """Page through predictions (images normalised), by default only the errors; the page range follows the filter."""
+    wrong = probs.argmax(1) != labels
+    page = widgets.IntSlider(0, 0, 0, description="page")
+    errors_only = widgets.Checkbox(True, description="errors only")
+
+    def follow_filter(_=None) -> None:  # registered before interactive's own observer, so it runs first
+        page.max = max(0, len(prediction_pages(wrong, errors_only.value)) - 1)
+
+    errors_only.observe(follow_filter, "value")
+    follow_filter()
+
     def show(page: int, errors_only: bool) -> None:
-        keep = (probs.argmax(1) != labels) if errors_only else torch.ones(len(labels), dtype=torch.bool)
-        idx = keep.nonzero().flatten()[page * 16:(page + 1) * 16]
-        titles = [f"{classes[labels[i]]}→{classes[probs[i].argmax()]} {probs[i].max():.2f}" for i in idx]
-        draw(images[idx], titles, ncols=8)
-        plt.show()
-    return widgets.interactive(show, page=widgets.IntSlider(0, 0, max(0, len(labels) // 16)),
-                               errors_only=widgets.Checkbox(True))
-
-
+        pages = prediction_pages(wrong, errors_only)
+        if not pages:
+            print("no errors among these predictions")
+            return
+        idx = pages[min(page, len(pages) - 1)]
+        show_images(images[idx], [f"{classes[labels[i]]}→{classes[probs[i].argmax()]} {probs[i].max():.2f}"
+                                  for i in idx], ncols=8)
+    return widgets.interactive(show, page=page, errors_only=errors_only)

@@ -20,30 +20,32 @@
 # uint8 cache (so no epoch decodes a JPEG again), makes the three splits (`train`, `test` for every
 # selection decision, and `test2`, touched only by the final notebook), shows the seed's training
 # augmentation, and measures **σ**, the mean proportion of the image that the training crop keeps.
-# From σ follows FixRes' **r** and the test resolution at which objects look as large as in training.
+# From σ follows FixRes' **r**, and from r the test resolution at which objects look as large as in training.
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | cpu | full (see effnb/profiles.py)
-data_dir = None  # class-per-folder images; None: $EFFNB_DATA_DIR, else download the real archive
+data_dir = None  # None: $EFFNB_DATA_DIR, else ../shared/data/PetImages beside the repository, else download
 artifacts_dir = "../artifacts"
 seed = 0
+
+# %% [markdown]
+# Every notebook starts the same way: find and decode the images (read back from the cache after the
+# first time), make the splits, pick the device, and state the run.
 
 # %%
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 
-from effnb.fixres import estimate_sigma, recommended_test_resolution, resolution_ratio, sigma_distribution
-from effnb.plots import plot_histogram, plot_sizes, show_images
-from effnb.study import prepare_study, run_info, write_stage
+from effnb.fixres import recommended_test_resolution, resolution_ratio, sigma_distribution
+from effnb.plots import plot_histogram, plot_sizes, show_images, show_jpeg, size_summary
+from effnb.study import open_study
 from effnb.transforms import P_RANGE, eval_batch, image_test_size, train_batch
 from effnb.widgets import crop_explorer, draw_crop, show_explorer
 
-study = prepare_study(profile, data_dir, artifacts_dir, seed)
+study = open_study("data", profile, data_dir, artifacts_dir, seed)
 cache, splits = study.cache, study.splits
-print(study.profile.summary())
-pd.Series(run_info(study.profile))
 
 # %% [markdown]
 # ## What is there
@@ -51,16 +53,23 @@ pd.Series(run_info(study.profile))
 # smaller than the minimum side) with its reason.
 
 # %%
-counts = pd.DataFrame({name: np.bincount(cache.labels[idx], minlength=len(cache.classes)) for name, idx in splits.items()},
-                      index=cache.classes)
+counts = pd.DataFrame({name: np.bincount(cache.labels[idx], minlength=len(cache.classes))
+                       for name, idx in splits.items()}, index=cache.classes)
 counts.loc["total"] = counts.sum()
 display(counts)
 skipped = pd.DataFrame(cache.skipped, columns=["file", "reason"])
-print(f"{len(cache)} images decoded, {len(skipped)} skipped")
-display(skipped.head(20))
+display(Markdown(f"{len(cache):,} images decoded, {len(skipped):,} skipped."))
+if len(skipped):
+    display(skipped.head(20))
+
+# %% [markdown]
+# The cache keeps each image's aspect ratio, with its longer side resized to the cache side; the
+# training crop's aspect-ratio rule depends on these shapes.
 
 # %%
-fig = plot_sizes(np.asarray(cache.hw))
+hw = np.asarray(cache.hw)
+display(Markdown(size_summary(hw)))
+fig = plot_sizes(hw)
 
 # %% [markdown]
 # ## Example images, and the seed's training augmentation
@@ -72,39 +81,52 @@ fig = plot_sizes(np.asarray(cache.hw))
 k_train = 64
 examples = np.asarray(splits["train"][:8])
 images = torch.from_numpy(cache.images[examples].copy())
-hw = torch.from_numpy(np.asarray(cache.hw[examples]))
+example_hw = torch.from_numpy(hw[examples])
 gen = torch.Generator().manual_seed(seed)
-views = [eval_batch(images, hw, k_train)] + [train_batch(images, hw, k_train, generator=gen)[0] for _ in range(3)]
+views = [eval_batch(images, example_hw, k_train)] + [train_batch(images, example_hw, k_train, generator=gen)[0]
+                                                     for _ in range(3)]
 titles = [cache.classes[cache.labels[i]] for i in examples]
-fig = show_images(torch.cat(views), titles * 4, ncols=8)
-fig.suptitle("row 1: test view; rows 2-4: random training crops", y=1.02);
+show_images(torch.cat(views), titles * 4, ncols=8, title="row 1: test view; rows 2-4: random training crops")
 
 # %% [markdown]
 # ## σ, r and the test resolution
-# σ is measured by running the training crop sampler over every training image (the aspect-ratio rule
-# lowers it below the mean of U(0.2, 0.7) = 0.45 only for images wider than 1/0.7 ≈ 1.43).
+# σ is measured by running the training crop sampler itself over every training image, four draws each
+# (the aspect-ratio rule lowers it below the mean of U(0.2, 0.7) = 0.45 only for images wider than
+# 1/0.7 ≈ 1.43). r = σ · k_image_test / k_train follows, shown here for the seed's 64 px; notebook 05
+# computes the test resolution for the final model's own training resolution.
 
 # %%
-train_hw = np.asarray(cache.hw[splits["train"]])
-proportions = sigma_distribution(train_hw, P_RANGE, draws_per_image=4, seed=seed)
-sigma = estimate_sigma(train_hw, P_RANGE, draws_per_image=4, seed=seed)
+proportions = sigma_distribution(hw[splits["train"]], P_RANGE, draws_per_image=4, seed=seed)
+sigma, sigma_se = float(proportions.mean()), float(proportions.std(ddof=1) / np.sqrt(len(proportions)))
 r = resolution_ratio(sigma, image_test_size(k_train), k_train)
 k_test, k_image_test = recommended_test_resolution(k_train, sigma)
 fig = plot_histogram(proportions, "crop side / longer image side", "σ")
-pd.Series({"sigma": sigma, "seed's sigma": 0.444, "r = sigma * k_image_test / k_train": r,
-           "seed's r": 0.444 * 72 / 64, "recommended k_test at k_train=64": k_test, "k_image_test": k_image_test})
+pd.Series({"σ (this data)": round(sigma, 4), "σ standard error": round(sigma_se, 4), "σ (the seed)": 0.444,
+           "r at k_train = 64": round(r, 4), "r (the seed)": round(0.444 * 72 / 64, 4),
+           "k_test at k_train = 64": k_test, "k_image_test at k_train = 64": k_image_test}).to_frame("value")
 
 # %% [markdown]
 # ## Explore: crop proportion and apparent object size
-# In JupyterLab the sliders redraw; the report shows a static sweep of the same picture.
+# In JupyterLab the sliders redraw; the report shows a static sweep of the same picture, for the smallest,
+# middle and largest crop, with the test view at the recommended resolution.
 
 # %%
 show_explorer(crop_explorer, cache, k_train)
 for p in (0.2, 0.45, 0.7):
-    draw_crop(cache, int(examples[0]), p, k_train, k_test)
+    show_jpeg(draw_crop(cache, int(examples[0]), p, k_train, k_test))
+
+# %% [markdown]
+# ## What this shows
 
 # %%
-write_stage(artifacts_dir, "data", {
-    "run": run_info(study.profile), "images": len(cache), "classes": cache.classes, "skipped": len(cache.skipped),
-    "splits": {k: len(v) for k, v in splits.items()}, "sigma": sigma, "r": r,
-    "k_train": k_train, "recommended_k_test": k_test, "recommended_k_image_test": k_image_test})
+study.conclude("data", {
+    "images": len(cache), "classes": cache.classes, "skipped": len(cache.skipped),
+    "splits": {k: len(v) for k, v in splits.items()}, "sigma": sigma, "sigma_se": sigma_se,
+}, [
+    f"{len(cache):,} images in {len(cache.classes)} classes ({', '.join(cache.classes)}) were decoded and "
+    f"{len(cache.skipped):,} skipped; the splits hold {', '.join(f'{len(v):,} `{k}`' for k, v in splits.items())} images.",
+    f"The training crop keeps on average σ = {sigma:.3f} ± {1.96 * sigma_se:.3f} (95 %) of the image's longer side "
+    f"(the seed measured 0.444).",
+    f"So r = σ · k_image_test / k_train = {r:.3f} at 64 px: objects look {1 / r:.2f}× larger in training than at "
+    f"test, and testing at {k_test} px (image resized to {k_image_test} px) would match them.",
+])

@@ -27,48 +27,54 @@ data_dir = None
 artifacts_dir = "../artifacts"
 seed = 0
 
+# %% [markdown]
+# The data, the splits and the device, as in every notebook; notebook 01 must have run first.
+
 # %%
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
-from effnb.device import pick_device
 from effnb.experiments import run_experiment
 from effnb.flops import count_flops
 from effnb.model import BASELINES
 from effnb.plots import plot_learning_curves, results_frame
-from effnb.study import prepare_study, read_stage, run_info, write_stage
+from effnb.stats import format_accuracy
+from effnb.study import open_study
 
-study = prepare_study(profile, data_dir, artifacts_dir, seed)
-read_stage(artifacts_dir, "data")
-device = pick_device()
-print(study.profile.summary(), "| device:", device)
-pd.Series(run_info(study.profile))
+study = open_study("baselines", profile, data_dir, artifacts_dir, seed)
 
 # %% [markdown]
 # ## The architectures
 # The seed's table reads "Resolution" as each stage's input; strides fall on stage 1 (64→32),
-# stage 2 (32→16) and stage 5 (16→8).
+# stage 2 (32→16) and stage 5 (16→8). FLOPs are forward FLOPs of one image, counted by
+# `torch.utils.flop_counter` (a multiply-add counts 2).
 
 # %%
 for name, spec in BASELINES.items():
-    print(f"Baseline {name}: {count_flops(spec) / 1e6:.2f} MFLOPs (multiply-add = 2) at {spec.resolution}px")
-    display(pd.DataFrame(spec.table()))
+    display(Markdown(f"**Baseline {name}**: {count_flops(spec) / 1e6:.2f} MFLOPs at {spec.resolution} px"))
+    display(pd.DataFrame(spec.table()).set_index("stage"))
 
 # %% [markdown]
 # ## Training all three on the same budget
+# Same training images, epochs and evaluation images for each; the learning curves follow.
 
 # %%
-results = {name: run_experiment(study.selection_experiment(f"baseline-{name}", spec), study.cache, artifacts_dir, device)
+results = {name: run_experiment(study.selection_experiment(f"baseline-{name}", spec), study.cache, artifacts_dir,
+                                study.device)
            for name, spec in BASELINES.items()}
 table = results_frame(list(results.values()))
-table.insert(1, "seed test acc %", [68.47, 81.75, 84.48])
+table["seed test acc %"] = [68.47, 81.75, 84.48]
 display(table)
 fig = plot_learning_curves(list(results.values()))
 
+# %% [markdown]
+# ## What this shows
+
 # %%
 best = max(results, key=lambda n: results[n]["eval"]["accuracy"])
-print(f"best baseline in this run: {best}; the seed chose C. The study continues with C, the seed's "
-      f"architecture, so that the grid and scaling steps reproduce the seed's path.")
-write_stage(artifacts_dir, "baselines", {
-    "run": run_info(study.profile), "chosen": "C", "best_in_this_run": best,
-    "results": {n: {k: r[k] for k in ("params", "flops", "train_seconds", "eval", "checkpoint")} for n, r in results.items()}})
+accuracy = {n: format_accuracy(r["eval"]["accuracy"], r["eval"]["n"]) for n, r in results.items()}
+study.conclude("baselines", {"chosen": "C", "best_in_this_run": best, "results": results}, [
+    "On the same budget the baselines reach " + "; ".join(f"{n} {accuracy[n]}" for n in results) + " on `test`.",
+    f"{best} is the most accurate here; the seed's best was C (84.48 %). The study continues with C, the seed's "
+    f"choice, so that the grid and scaling steps follow the seed's path.",
+])

@@ -27,50 +27,51 @@ data_dir = None
 artifacts_dir = "../artifacts"
 seed = 0
 
+# %% [markdown]
+# The data and the device, as in every notebook; the baseline comes from notebook 02 and the grid's winner
+# (α, β, γ, its network and its result) from notebook 03.
+
 # %%
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
-from effnb.device import pick_device
 from effnb.experiments import run_experiment
-from effnb.model import BASELINES
-from effnb.plots import plot_accuracy_vs_flops, plot_learning_curves, results_frame
+from effnb.model import NetSpec
+from effnb.plots import plot_accuracy_vs_flops, plot_learning_curves, results_frame, scaling_frame
 from effnb.scaling import scale
-from effnb.study import prepare_study, read_stage, run_info, write_stage
-from effnb.widgets import scaling_frame
+from effnb.stats import format_accuracy
+from effnb.study import open_study
 
-study = prepare_study(profile, data_dir, artifacts_dir, seed)
+study = open_study("scaling", profile, data_dir, artifacts_dir, seed)
 p = study.profile
-baselines, grid = read_stage(artifacts_dir, "baselines"), read_stage(artifacts_dir, "grid")
-base = BASELINES[baselines["chosen"]]
+baselines, grid = study.stage("baselines"), study.stage("grid")
+base_result, grid_result = baselines["results"][baselines["chosen"]], grid["result"]
+base = NetSpec.from_dict(base_result["spec"])
 alpha, beta, gamma = grid["alpha"], grid["beta"], grid["gamma"]
-device = pick_device()
-print(p.summary(), "| device:", device)
-pd.Series(run_info(p))
 
 # %% [markdown]
-# ## The scaled architectures (FLOPs measured with `torch.utils.flop_counter`, multiply-add = 2)
+# ## The scaled architectures
+# Resolution, layers and channels per stage, parameters and forward FLOPs (multiply-add = 2) for each φ.
 
 # %%
 display(scaling_frame(base, alpha, beta, gamma, max(4, p.final_phi)))
 final_spec = scale(base, alpha, beta, gamma, p.final_phi)
-print(f"final model phi={p.final_phi}:")
-display(pd.DataFrame(final_spec.table()))
+display(Markdown(f"The final model, φ = {p.final_phi}:"))
+display(pd.DataFrame(final_spec.table()).set_index("stage"))
 
 # %% [markdown]
 # ## Accuracy against FLOPs on the selection budget
-# φ = 0 is the baseline (notebook 02) and φ = 1 the grid winner (notebook 03), read back from their
-# artifacts; larger φ are trained here on the same images for the same number of epochs.
+# φ = 0 is the baseline (notebook 02) and the grid's φ its winner (notebook 03), both read from their
+# notebooks' outputs; larger φ are trained here on the same images for the same number of epochs.
 
 # %%
-runs = [run_experiment(study.selection_experiment(f"baseline-{baselines['chosen']}", base),
-                       study.cache, artifacts_dir, device)]
-for phi in sorted({grid["phi"], *p.scaling_phis}):
-    spec = scale(base, alpha, beta, gamma, phi)
-    name = f"grid{grid['experiment']}-a{alpha}-b{beta}-g{gamma}" if phi == grid["phi"] else f"scale-phi{phi}"
-    runs.append(run_experiment(study.selection_experiment(name, spec), study.cache, artifacts_dir, device))
+phis = [0, grid["phi"], *sorted(set(p.scaling_phis) - {0, grid["phi"]})]
+runs = [base_result, grid_result] + [
+    run_experiment(study.selection_experiment(f"scale-phi{phi}", scale(base, alpha, beta, gamma, phi)),
+                   study.cache, artifacts_dir, study.device)
+    for phi in phis[2:]]
 curve = results_frame(runs)
-curve.insert(0, "phi", [0, *sorted({grid["phi"], *p.scaling_phis})])
+curve.insert(0, "phi", phis)
 display(curve)
 fig = plot_accuracy_vs_flops(curve, label="phi")
 
@@ -80,10 +81,25 @@ fig = plot_accuracy_vs_flops(curve, label="phi")
 # epoch is checkpointed: an interrupted run resumes from its last finished epoch.
 
 # %%
-final = run_experiment(study.final_experiment(final_spec), study.cache, artifacts_dir, device)
+final = run_experiment(study.final_experiment(final_spec), study.cache, artifacts_dir, study.device)
 display(results_frame([final]))
 fig = plot_learning_curves([final])
-write_stage(artifacts_dir, "scaling", {"run": run_info(p), "phi": p.final_phi, "alpha": alpha, "beta": beta,
-                                       "gamma": gamma, "spec": final_spec.to_dict(), "checkpoint": final["checkpoint"],
-                                       "eval": final["eval"], "train_seconds": final["train_seconds"],
-                                       "curve": curve.to_dict(orient="records")})
+
+# %% [markdown]
+# ## What this shows
+
+# %%
+first, last = curve.iloc[0], curve.iloc[-1]
+study.conclude("scaling", {
+    "phi": p.final_phi, "alpha": alpha, "beta": beta, "gamma": gamma, "spec": final_spec.to_dict(),
+    "checkpoint": final["checkpoint"], "eval": final["eval"], "train_seconds": final["train_seconds"],
+    "curve": curve.reset_index().to_dict(orient="records"),
+}, [
+    f"On the selection budget, scaling from φ = 0 to φ = {last['phi']} multiplies the forward FLOPs by "
+    f"{last['MFLOPs (2/MAC)'] / first['MFLOPs (2/MAC)']:.1f} ({first['MFLOPs (2/MAC)']:.1f} → "
+    f"{last['MFLOPs (2/MAC)']:.1f} MFLOPs) and moves accuracy from {first['test acc %']:.2f} % to "
+    f"{last['test acc %']:.2f} %.",
+    f"The final model (φ = {p.final_phi}, {final_spec.resolution} px, {final['params']:,} parameters) trained "
+    f"{len(final['history'])} epoch(s) on {final['n_train']:,} images in {final['train_seconds'] / 60:.1f} min and "
+    f"reaches {format_accuracy(final['eval']['accuracy'], final['eval']['n'])} on `test` at its training resolution.",
+])

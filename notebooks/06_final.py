@@ -28,83 +28,108 @@ data_dir = None
 artifacts_dir = "../artifacts"
 seed = 0
 
+# %% [markdown]
+# The data and the device, as in every notebook; the final model comes from notebook 04, the test resolution
+# and the fine-tuned variants from notebook 05.
+
 # %%
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 
-from effnb.atomic import write_json
 from effnb.checkpoint import load_checkpoint
-from effnb.device import pick_device
 from effnb.engine import Feed, evaluate, predict
 from effnb.plots import show_images
-from effnb.study import prepare_study, read_stage, run_info
+from effnb.stats import accuracy_interval, format_accuracy
+from effnb.study import FIXRES_STEPS, open_study
 from effnb.widgets import prediction_browser, show_explorer
 
-study = prepare_study(profile, data_dir, artifacts_dir, seed)
-p = study.profile
-scaling, ft = read_stage(artifacts_dir, "scaling"), read_stage(artifacts_dir, "finetune")
-device = pick_device()
+study = open_study("final", profile, data_dir, artifacts_dir, seed)
+scaling, ft = study.stage("scaling"), study.stage("finetune")
 test2 = study.splits["test2"]
-k_train, k_test = ft["k_train"], ft["k_test"]
-print(p.summary(), "| device:", device, f"| test2: {len(test2)} images")
-pd.Series(run_info(p))
+k_train = ft["k_train"]
+preprocessing = {"k_test": ft["k_test"], "k_image_test": ft["k_image_test"]}  # they travel together
+
+# %% [markdown]
+# ## The FixRes pipeline on `test2`
+# Each step of the pipeline, evaluated once on the `test2` images, with the CPU time it added.
 
 # %%
-models = [("trained without fine-tuning", scaling["checkpoint"], k_train),
-          ("trained without fine-tuning, tested at the FixRes resolution", scaling["checkpoint"], k_test)]
-models += [(v["label"], v["checkpoint"], k_test) for v in ft["variants"].values()]
-rows = []
-for label, checkpoint, k in models:
+steps = {"trained": (scaling["checkpoint"], {"k_test": k_train, "k_image_test": None}),
+         "larger_test": (scaling["checkpoint"], preprocessing)} | \
+        {vid: (v["checkpoint"], preprocessing) for vid, v in ft["variants"].items()}
+rows = {}
+for sid, (checkpoint, pre) in steps.items():
     model, meta = load_checkpoint(checkpoint)
-    m = evaluate(model, Feed(study.cache, test2, k, "eval", batch_size=100), device)
-    rows.append({"label": label, "checkpoint": checkpoint, "k_test": k, "k_image_test": m["k_image_test"],
-                 "loss": m["loss"], "accuracy": m["accuracy"], "n": m["n"]})
-final = pd.DataFrame(rows)
-display(final.drop(columns="checkpoint").round(4))
+    m = evaluate(model, Feed(study.cache, test2, pre["k_test"], "eval", k_image_test=pre["k_image_test"],
+                             batch_size=100), study.device)
+    rows[sid] = {"id": sid, "label": FIXRES_STEPS[sid], "checkpoint": checkpoint, "k_test": m["k_test"],
+                 "k_image_test": m["k_image_test"], "loss": m["loss"], "accuracy": m["accuracy"], "n": m["n"],
+                 "extra_seconds": ft["variants"][sid]["train_seconds"] if sid in ft["variants"] else 0.0}
+final = pd.DataFrame([{"model": r["label"], "test res (px)": r["k_test"], "loss": r["loss"],
+                       "accuracy %": 100 * r["accuracy"],
+                       "95 % interval": "{:.1f}–{:.1f} %".format(*(100 * v for v in accuracy_interval(r["accuracy"], r["n"]))),
+                       "extra CPU s": r["extra_seconds"]} for r in rows.values()])
+display(final.round({"loss": 4, "accuracy %": 2, "extra CPU s": 1}))
 
 # %% [markdown]
 # ## Beside the seed
-# The seed trained φ = 4 for 150 epochs and fine-tuned 40 epochs on a GPU; the profile here is printed
-# at the top. Its table had two rows:
+# The seed trained φ = 4 for 150 epochs and fine-tuned 40 epochs; the profile of this run is stated at the
+# top. The seed's table had two rows:
 
 # %%
-no_ft, full_ft = rows[0], next(r for r in rows if r["label"] == ft["variants"]["full"]["label"])
+no_ft, full_ft = rows["trained"], rows["full"]
 side = pd.DataFrame({
     "seed loss": [0.2520, 0.1277], "seed acc %": [89.77, 94.66],
     "this run loss": [no_ft["loss"], full_ft["loss"]],
     "this run acc %": [100 * no_ft["accuracy"], 100 * full_ft["accuracy"]]},
-    index=["Trained without fine tuning", "Trained with fine tuning"]).round(4)
+    index=["Trained without fine tuning", "Trained with fine tuning"]).round(2)
 display(side)
-gain = 100 * (full_ft["accuracy"] - no_ft["accuracy"])
-summary = (f"profile {p.name}: phi={scaling['phi']} trained at {k_train}px, fine-tuned and tested at {k_test}px; "
-           f"fine-tuning at the test resolution gains {gain:+.2f} points on test2 (seed: +4.89)")
-print(summary)
 
 # %% [markdown]
 # ## Errors of the fine-tuned model
+# The whole network fine-tuned at the FixRes resolution: its most confident mistakes on `test2`.
 
 # %%
 model, meta = load_checkpoint(full_ft["checkpoint"])
-feed = Feed(study.cache, test2, k_test, "eval", batch_size=100)
-logits, labels = predict(model, feed, device)
+feed = Feed(study.cache, test2, preprocessing["k_test"], "eval", k_image_test=preprocessing["k_image_test"],
+            batch_size=100)
+logits, labels = predict(model, feed, study.device)
 probs = logits.softmax(1)
 wrong = (probs.argmax(1) != labels).nonzero().flatten()
 confident = wrong[probs[wrong].max(1).values.argsort(descending=True)][:16]
-images = torch.cat([x for x, _ in Feed(study.cache, test2[confident.numpy()], k_test, "eval").batches()]) if len(confident) else torch.empty(0)
 if len(confident):
-    fig = show_images(images, [f"{meta['classes'][labels[i]]} → {meta['classes'][probs[i].argmax()]} ({probs[i].max():.2f})"
-                               for i in confident], ncols=8)
-    fig.suptitle("the most confident errors on test2 (true → predicted)", y=1.02)
+    images = torch.cat([x for x, _ in Feed(study.cache, test2[confident.numpy()], preprocessing["k_test"], "eval",
+                                           k_image_test=preprocessing["k_image_test"]).batches()])
+    titles = [f"{meta['classes'][labels[i]]} → {meta['classes'][probs[i].argmax()]} ({probs[i].max():.2f})"
+              for i in confident]
+    show_images(images, titles, ncols=8, title="the most confident errors on test2 (true → predicted, probability)")
+else:
+    display(Markdown("No errors on `test2`."))
 
 # %% [markdown]
-# In JupyterLab: browse the predictions page by page (the report shows the static grid above).
+# In JupyterLab: browse the first 256 predictions page by page, all of them or only the errors (the report
+# shows the static grid above).
 
 # %%
 browse_idx = test2[:256]
-browse_images = torch.cat([x for x, _ in Feed(study.cache, browse_idx, k_test, "eval").batches()])
-show_explorer(prediction_browser, browse_images, labels[:256], probs[:256], meta["classes"], show_images)
+browse_images = torch.cat([x for x, _ in Feed(study.cache, browse_idx, preprocessing["k_test"], "eval",
+                                              k_image_test=preprocessing["k_image_test"]).batches()])
+show_explorer(prediction_browser, browse_images, labels[:256], probs[:256], meta["classes"])
+
+# %% [markdown]
+# ## What this shows
 
 # %%
-write_json(f"{artifacts_dir}/final.json", {"run": run_info(p), "summary": summary, "test2_images": len(test2),
-                                            "rows": rows, "seed": side.reset_index().to_dict(orient="records")})
+gain = 100 * (full_ft["accuracy"] - no_ft["accuracy"])
+free = 100 * (rows["larger_test"]["accuracy"] - no_ft["accuracy"])
+study.conclude("final", {"test2_images": len(test2), "rows": list(rows.values()),
+                         "seed": side.reset_index().to_dict(orient="records")}, [
+    f"On {len(test2):,} `test2` images, the model trained at {k_train} px reaches {format_accuracy(no_ft['accuracy'], no_ft['n'])}; "
+    f"fine-tuned as the seed did and tested at {preprocessing['k_test']} px, {format_accuracy(full_ft['accuracy'], full_ft['n'])} "
+    f"({gain:+.2f} points; the seed: +4.89).",
+    f"Testing at the FixRes resolution without any fine-tuning accounts for {free:+.2f} points of that; BN "
+    f"recalibration alone gives {format_accuracy(rows['bn_recal']['accuracy'], rows['bn_recal']['n'])} for "
+    f"{rows['bn_recal']['extra_seconds']:.0f} s of CPU.",
+    f"The fine-tuned model makes {len(wrong):,} errors on `test2`.",
+])

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import jupytext
 import nbformat
 import pytest
 
+from effnb.lab import strip_on_save
 from effnb.study import NOTEBOOKS
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -34,3 +36,36 @@ def test_parameters_cell(stem):
     assert len(cells) == 1
     names = {line.split("=")[0].strip() for line in cells[0].source.splitlines() if "=" in line}
     assert {"profile", "data_dir", "artifacts_dir", "seed"} <= names
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_every_code_cell_follows_prose(stem):
+    cells = jupytext.read(NOTEBOOK_DIR / f"{stem}.py").cells
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# ")
+    for before, cell in zip(cells, cells[1:]):
+        assert cell.cell_type == "markdown" or before.cell_type == "markdown", f"{stem}: {cell.source[:60]!r}"
+    assert cells[-2].source.startswith("## What this shows") and "conclude(" in cells[-1].source
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_saving_from_jupyterlab_leaves_the_tracked_notebook_unchanged(stem, tmp_path):
+    """Run in JupyterLab, a notebook gains outputs, counts and session metadata; the pre-save hook removes them."""
+    tracked = (NOTEBOOK_DIR / f"{stem}.ipynb").read_text()
+    used = nbformat.reads(tracked, as_version=4)
+    used.metadata["language_info"] = {"name": "python", "version": "3.11.7"}
+    used.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    for count, cell in enumerate(used.cells):
+        cell.metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", text="epoch 1\n")]
+            cell.execution_count = count
+    model = {"type": "notebook", "content": used}
+    strip_on_save(model, path=f"notebooks/{stem}.ipynb", contents_manager=SimpleNamespace(root_dir=NOTEBOOK_DIR.parent))
+    assert nbformat.writes(model["content"]) + "\n" == tracked
+
+
+def test_notebooks_elsewhere_keep_their_outputs(tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1", execution_count=1)])
+    model = {"type": "notebook", "content": notebook}
+    strip_on_save(model, path="scratch.ipynb", contents_manager=SimpleNamespace(root_dir=tmp_path))
+    assert notebook.cells[0].execution_count == 1

@@ -1,7 +1,10 @@
-"""The whole study, end to end, with the ``smoke`` profile, through the runner a user calls."""
+"""The whole study, end to end, with the ``smoke`` profile, through the runner a user calls; and its reports."""
 from __future__ import annotations
 
 import json
+import re
+import sys
+from pathlib import Path
 
 import pytest
 from synthetic import make_image_folder
@@ -9,6 +12,8 @@ from synthetic import make_image_folder
 from effnb.cli import main
 from effnb.profiles import PROFILES, get_profile
 from effnb.study import NOTEBOOKS, StageMissing, read_stage
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_profiles_are_defined_in_one_place():
@@ -23,29 +28,59 @@ def test_missing_stage_names_the_notebook_to_run(tmp_path):
         read_stage(tmp_path, "baselines")
 
 
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory) -> Path:
+    """Run the whole smoke study once for this module; returns its folder (data, artifacts, reports)."""
+    root = tmp_path_factory.mktemp("smoke")
+    data = make_image_folder(root / "PetImages", per_class=150, size=(72, 96), seed=1)
+    code = main(["study", "--profile", "smoke", "--data-dir", str(data), "--artifacts-dir", str(root / "artifacts"),
+                 "--reports-dir", str(root / "reports")])
+    assert code == 0
+    return root
+
+
 @pytest.mark.slow
-def test_smoke_study_writes_every_report_and_final_json(tmp_path, capsys):
-    data = make_image_folder(tmp_path / "PetImages", per_class=150, size=(72, 96), seed=1)
-    artifacts, reports = tmp_path / "artifacts", tmp_path / "reports"
-    code = main(["study", "--profile", "smoke", "--data-dir", str(data), "--artifacts-dir", str(artifacts),
-                 "--reports-dir", str(reports)])
-    assert code == 0, capsys.readouterr().err
+def test_smoke_study_writes_every_report_and_final_json(smoke_study):
+    artifacts, reports = smoke_study / "artifacts", smoke_study / "reports"
     for stem in NOTEBOOKS.values():
         html = (reports / f"{stem}.html").read_text()
         assert "profile &#x27;smoke&#x27;" in html or "profile 'smoke'" in html
     index = (reports / "index.html").read_text()
-    assert all(f"{stem}.html" in index for stem in NOTEBOOKS.values()) and "Final results" in index
-    final = json.loads((artifacts / "final.json").read_text())
-    assert len(final["rows"]) == 5
+    assert all(f'href="{stem}.html"' in index for stem in NOTEBOOKS.values()) and "The final result" in index
+    final = read_stage(artifacts, "final")
+    assert len(final["rows"]) == 5 and final["findings"]
     for row in final["rows"]:
         assert 0.0 <= row["accuracy"] <= 1.0 and row["loss"] > 0 and row["n"] == final["test2_images"]
     published = json.loads((reports / "models" / "final.json").read_text())
-    assert all((reports / row["published_checkpoint"]).is_file() for row in published["rows"])
-    data_stage = json.loads((artifacts / "data.json").read_text())
-    assert 0.2 <= data_stage["sigma"] <= 0.7
+    assert all((reports / row["published_checkpoint"]).is_file() and "checkpoint" not in row
+               for row in published["rows"])
+    assert 0.2 <= read_stage(artifacts, "data")["sigma"] <= 0.7
 
-    # running again resumes: every experiment is read back, none is trained again
-    assert main(["study", "--profile", "smoke", "--data-dir", str(data), "--artifacts-dir", str(artifacts),
-                 "--reports-dir", str(reports), "--only", "02_baselines"]) == 0
-    executed = (artifacts / "executed" / "02_baselines.ipynb").read_text()
-    assert "finished earlier: read back" in executed
+
+@pytest.mark.slow
+def test_reports_are_fit_for_a_reader(smoke_study):
+    reports = smoke_study / "reports"
+    machine_paths = [str(smoke_study), str(REPO), str(Path.home()), sys.prefix]
+    for page in [*NOTEBOOKS.values(), "index"]:
+        html = (reports / f"{page}.html").read_text()
+        assert len(html.encode()) < 1_000_000, f"{page}.html weighs {len(html.encode()):,} bytes"
+        title = re.search(r"<title>([^<]+)</title>", html)
+        assert title and title.group(1).strip() not in {"Notebook", page}
+        assert not [p for p in machine_paths if p in html], f"{page}.html shows a path of this machine"
+        assert "PosixPath(" not in html and "application/vnd.jupyter.widget" not in html
+        if page != "index":
+            assert 'href="index.html"' in html and "What this shows" in html
+            assert html.count("<b>Run:</b>") + html.count("<strong>Run:</strong>") == 1  # the run stated once
+    # every report's wall time on the index comes from papermill's record of that run
+    executed = json.loads((smoke_study / "artifacts" / "executed" / "04_scaling.ipynb").read_text())
+    seconds = executed["metadata"]["papermill"]["duration"]
+    shown = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+    assert re.search(rf"04 · [^<]*</a></td><td>{re.escape(shown)}</td>", (reports / "index.html").read_text())
+
+
+@pytest.mark.slow
+def test_running_again_reads_finished_experiments_back(smoke_study):
+    artifacts = smoke_study / "artifacts"
+    assert main(["study", "--profile", "smoke", "--data-dir", str(smoke_study / "PetImages"), "--artifacts-dir",
+                 str(artifacts), "--reports-dir", str(smoke_study / "reports"), "--only", "02_baselines"]) == 0
+    assert "finished earlier: read back" in (artifacts / "executed" / "02_baselines.ipynb").read_text()
