@@ -1,9 +1,11 @@
-"""The ``effnb`` command line: ``study``, ``train``, ``evaluate``, ``bench``, ``export-split``."""
+"""The ``effnb`` command line: ``study``, ``train``, ``evaluate``, ``predict``, ``export``, ``bench``, ``export-split``."""
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 
@@ -38,6 +40,50 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"accuracy {100 * result['accuracy']:.2f} %  loss {result['loss']:.4f}  images {result['images']}  "
               f"skipped {result['skipped']}  at {result['k_test']} px (image {result['k_image_test']} px)")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .prediction import predict_paths
+
+    settings, stream = predict_paths(args.checkpoint, args.paths, args.k_test, args.device, args.batch_size)
+    classes = settings["classes"]
+    done, failed = [], []
+    try:
+        csv_file = open(args.csv, "w", newline="") if args.csv else nullcontext()
+    except OSError as exc:
+        raise ValueError(f"cannot write {args.csv}: {exc.strerror}") from None
+    with csv_file, \
+            tqdm(total=settings["files"], unit="img", desc="predict", disable=True if args.json else None) as bar:
+        writer = csv.writer(csv_file) if args.csv else None
+        if writer:
+            writer.writerow(["path", "class", "probability", *(f"p_{c}" for c in classes), "error"])
+        for pred in stream:
+            bar.update()
+            if pred.error is not None:
+                failed.append(pred)
+                tqdm.write(f"effnb predict: cannot read {pred.path}: {pred.error}", file=sys.stderr)
+            else:
+                done.append(pred)
+                if not args.json:
+                    tqdm.write(f"{pred.path}\t{pred.label}\t{pred.probability:.4f}", file=sys.stdout)
+            if writer:
+                probs = [f"{pred.probabilities[c]:.6f}" for c in classes] if pred.probabilities else [""] * len(classes)
+                writer.writerow([pred.path, pred.label or "",
+                                 "" if pred.probability is None else f"{pred.probability:.6f}", *probs, pred.error or ""])
+    if args.json:
+        print(json.dumps(settings | {
+            "predicted": len(done), "failed": len(failed),
+            "predictions": [{"path": p.path, "class": p.label, "probability": p.probability,
+                             "probabilities": p.probabilities} for p in done],
+            "errors": [{"path": p.path, "error": p.error} for p in failed]}))
+    if not done:
+        print(f"effnb predict: error: no image could be predicted ({len(failed)} path(s) failed)", file=sys.stderr)
+        return 1
+    print(f"{len(done)} image(s) predicted at {settings['k_test']} px (image {settings['k_image_test']} px), "
+          f"{len(failed)} could not be read" + (f"; CSV in {args.csv}" if args.csv else ""), file=sys.stderr)
     return 0
 
 
@@ -107,6 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify image files and folders with a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders (searched recursively)")
+    p.add_argument("--k-test", type=positive_int, help="test resolution k_test (default: the checkpoint's)")
+    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of one line per image")
+    p.add_argument("--csv", metavar="FILE", help="also write one row per file (predictions and errors) to FILE")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("train", help="train one experiment (resumable; a finished one is read back)")
     data_args(p)

@@ -7,12 +7,13 @@ import os
 import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as TF
 
@@ -144,13 +145,25 @@ class ImageCache:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @classmethod
+    def in_memory(cls, images: Sequence[torch.Tensor], paths: Sequence[str], side: int, classes: Sequence[str],
+                  labels: Sequence[int] | None = None) -> ImageCache:
+        """A cache held in RAM from uint8 ``[3, h, w]`` images already fitted to ``side`` (see :func:`decode_resized`)."""
+        canvas = np.zeros((len(images), 3, side, side), dtype=np.uint8)
+        for i, image in enumerate(images):
+            canvas[i, :, :image.shape[-2], :image.shape[-1]] = image.numpy()
+        return cls(images=canvas, hw=np.array([im.shape[-2:] for im in images], dtype=np.int64).reshape(-1, 2),
+                   labels=np.zeros(len(images), dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64),
+                   classes=list(classes), paths=[str(p) for p in paths], skipped=[], side=side)
 
-def _decode(path: Path) -> torch.Tensor:
-    """Decode to uint8 RGB [3, H, W] with torchvision, falling back to PIL."""
+
+def _decode(path: Path, exif_orientation: bool = False) -> torch.Tensor:
+    """Decode to uint8 RGB [3, H, W] with torchvision, falling back to PIL (optionally turned upright by its EXIF tag)."""
     try:
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB, apply_exif_orientation=exif_orientation)
     except RuntimeError:
         with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image) if exif_orientation else image
             return torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1)
 
 
@@ -160,10 +173,10 @@ def _fit_size(h: int, w: int, side: int) -> list[int]:
     return [max(1, min(side, round(h * scale))), max(1, min(side, round(w * scale)))]
 
 
-def _load_resized(path: Path, side: int, min_side: int) -> torch.Tensor | str:
+def _load_resized(path: Path, side: int, min_side: int, exif_orientation: bool) -> torch.Tensor | str:
     """The image resized to fit ``side``, or the reason it is skipped."""
     try:
-        image = _decode(path)
+        image = _decode(path, exif_orientation)
     except Exception as exc:  # any undecodable file is skipped, never a crash
         message = str(exc).splitlines()[0] if str(exc) else ""
         return f"undecodable ({type(exc).__name__}: {message})"
@@ -171,6 +184,14 @@ def _load_resized(path: Path, side: int, min_side: int) -> torch.Tensor | str:
     if min(h, w) < min_side:
         return f"too small ({h}x{w} < {min_side})"
     return TF.resize(image, _fit_size(h, w, side), antialias=True)
+
+
+def decode_resized(paths: Sequence[Path], side: int, min_side: int = 32,
+                   exif_orientation: bool = False) -> Iterator[torch.Tensor | str]:
+    """Decode ``paths`` in order (a small thread pool): each a uint8 ``[3, h, w]`` image whose longer side is
+    ``side``, or the reason it can't be used (undecodable, shorter side below ``min_side``)."""
+    with ThreadPoolExecutor(_DECODE_WORKERS) as pool:
+        yield from pool.map(lambda path: _load_resized(path, side, min_side, exif_orientation), paths)
 
 
 def _reason_kind(reason: str) -> str:
@@ -254,18 +275,17 @@ def build_cache(
     images = np.memmap(images_path, dtype=np.uint8, mode="w+", shape=(len(positions), 3, side, side))
     hw, labels, paths = [], [], []
     skipped = [(p.relative_to(root).as_posix(), r) for p, r in index.skipped]
-    with ThreadPoolExecutor(_DECODE_WORKERS) as pool:
-        results = pool.map(lambda i: _load_resized(index.paths[i], side, min_side), positions)
-        for i, result in zip(positions, tqdm(results, total=len(positions), desc="decode", unit="img")):
-            rel = index.paths[i].relative_to(root).as_posix()
-            if isinstance(result, str):
-                skipped.append((rel, result))
-                continue
-            h, w = result.shape[-2:]
-            images[len(hw), :, :h, :w] = result.numpy()
-            hw.append((h, w))
-            labels.append(index.labels[i])
-            paths.append(rel)
+    results = decode_resized([index.paths[i] for i in positions], side, min_side)
+    for i, result in zip(positions, tqdm(results, total=len(positions), desc="decode", unit="img")):
+        rel = index.paths[i].relative_to(root).as_posix()
+        if isinstance(result, str):
+            skipped.append((rel, result))
+            continue
+        h, w = result.shape[-2:]
+        images[len(hw), :, :h, :w] = result.numpy()
+        hw.append((h, w))
+        labels.append(index.labels[i])
+        paths.append(rel)
     images.flush()
     del images
     if not hw:

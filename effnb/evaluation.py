@@ -16,6 +16,15 @@ from .engine import Feed, evaluate
 from .transforms import image_test_size
 
 
+def eval_sizes(preprocessing: dict, k_test: int | None = None) -> tuple[int, int]:
+    """``(k_test, k_image_test)``: a checkpoint's recommended evaluation sizes, or ``k_test`` with its image size."""
+    if k_test is None:
+        return preprocessing["k_test"], preprocessing["k_image_test"]
+    if not isinstance(k_test, int) or k_test <= 0:
+        raise ValueError(f"k_test must be a positive integer, got {k_test!r}")
+    return k_test, image_test_size(k_test)
+
+
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, k_test: int | None = None,
                         cache_root: str | Path | None = None, device: str | None = None, progress: bool = True) -> dict:
     """Accuracy and loss of ``checkpoint`` on every image of ``data_dir`` with the checkpoint's own test preprocessing.
@@ -23,10 +32,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, k_test: in
     Class folders are matched case-insensitively to the checkpoint's classes. ``k_test`` overrides the
     checkpoint's test resolution (then ``k_image_test = image_test_size(k_test)``).
     """
-    if k_test is not None and (not isinstance(k_test, int) or k_test <= 0):
-        raise ValueError(f"k_test must be a positive integer, got {k_test!r}")
     model, meta = load_checkpoint(checkpoint)
     pre = meta["preprocessing"]
+    k_test, k_image_test = eval_sizes(pre, k_test)
     data_dir = Path(data_dir)
     key = hashlib.sha256(f"{data_dir.resolve()}:{pre['cache_side']}".encode()).hexdigest()[:12]
     cache_root = Path(cache_root) if cache_root else Path.home() / ".cache" / "effnb" / "eval"
@@ -38,8 +46,6 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, k_test: in
         raise DataError(f"class folders {cache.classes} of {data_dir} do not match the checkpoint's classes {meta['classes']}")
     relabel = np.array([wanted[c] for c in found])
     cache.labels = relabel[np.asarray(cache.labels)]
-    k_image_test = image_test_size(k_test) if k_test else pre["k_image_test"]
-    k_test = k_test or pre["k_test"]
     feed = Feed(cache, np.arange(len(cache)), k_test, "eval", k_image_test, batch_size=100)
     with torch.inference_mode():
         metrics = evaluate(model, feed, pick_device(device), progress)

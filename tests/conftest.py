@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import make_image_folder  # noqa: E402
+from synthetic import make_image_folder, save_tiny_checkpoint  # noqa: E402
 
 from effnb.data import build_cache  # noqa: E402
 
@@ -18,3 +18,8 @@ def image_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_cache(image_folder, tmp_path_factory):
     return build_cache(image_folder, tmp_path_factory.mktemp("cache"), side=64, min_side=16)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt")

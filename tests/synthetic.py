@@ -1,11 +1,17 @@
 """Synthetic class-per-folder image sets for the engine, CLI and study tests (no real data needed)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
+from effnb.checkpoint import save_checkpoint
+from effnb.model import BASELINES, build_model
+
+TINY_SPEC = dataclasses.replace(BASELINES["C"], resolution=32)
 CLASSES = ("Cat", "Dog")  # Cat: horizontal stripes, Dog: vertical stripes; random colours, period and phase
 
 
@@ -30,3 +36,10 @@ def make_image_folder(root: Path, per_class: int = 40, size: tuple[int, int] = (
         for i in range(per_class):
             Image.fromarray(stripes(*size, vertical=bool(label), rng=rng)).save(folder / f"{i}.jpg", quality=90)
     return root
+
+
+def save_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
+    """An untrained baseline C at 32 px, tested at 40 px (image 45 px), cache side 64."""
+    torch.manual_seed(seed)
+    return save_checkpoint(path, build_model(TINY_SPEC), TINY_SPEC, list(CLASSES),
+                           {"k_train": 32, "k_test": 40, "k_image_test": 45, "cache_side": 64})

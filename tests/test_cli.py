@@ -1,31 +1,19 @@
 """``effnb evaluate`` on folders and checkpoints the test makes, and its errors for bad input."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
-from synthetic import make_image_folder
+from synthetic import TINY_SPEC, make_image_folder
 
-from effnb.checkpoint import save_checkpoint
 from effnb.cli import main
 from effnb.data import build_cache
 from effnb.engine import Feed, evaluate
-from effnb.model import BASELINES, build_model
+from effnb.model import build_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-SPEC = dataclasses.replace(BASELINES["C"], resolution=32)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    return save_checkpoint(path, build_model(SPEC), SPEC, ["Cat", "Dog"],
-                           {"k_train": 32, "k_test": 40, "k_image_test": 45, "cache_side": 64})
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +40,7 @@ def test_evaluate_reports_accuracy_loss_count_and_skipped(checkpoint, lowercase_
     # the same numbers as evaluating the model directly with the checkpoint's preprocessing
     cache = build_cache(lowercase_folder, tmp_path / "direct", side=64)
     model = torch.load(checkpoint, weights_only=True)
-    net = build_model(SPEC)
+    net = build_model(TINY_SPEC)
     net.load_state_dict(model["state_dict"])
     expected = evaluate(net, Feed(cache, np.arange(len(cache)), 40, "eval", 45), progress=False)
     assert result["accuracy"] == pytest.approx(expected["accuracy"])

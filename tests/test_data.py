@@ -176,7 +176,7 @@ def test_cache_contents_and_geometry(tree: Path, tmp_path: Path) -> None:
 def test_cache_reused_without_decoding(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = data.build_cache(tree, tmp_path / "cache", side=48)
 
-    def fail(path: Path) -> None:
+    def fail(path: Path, *args) -> None:
         raise AssertionError("decoded again")
 
     monkeypatch.setattr(data, "_decode", fail)
@@ -195,7 +195,7 @@ def test_cache_rebuilt_when_interrupted_or_changed(
     data.build_cache(tree, cache_dir, side=48)
     decoded = []
     real_decode = data._decode
-    monkeypatch.setattr(data, "_decode", lambda p: decoded.append(p) or real_decode(p))
+    monkeypatch.setattr(data, "_decode", lambda p, *args: decoded.append(p) or real_decode(p, *args))
 
     (cache_dir / "meta.json").unlink()  # an interrupted build leaves no meta.json
     with pytest.raises(DataError, match="no finished image cache"):
