@@ -18,7 +18,7 @@ $(BIN)/python:
 # elsewhere pip picks a matching pair from the ranges in pyproject.toml.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	if [ "$$(uname -sm)" = "Linux x86_64" ]; then $(BIN)/pip install torch==2.14.1 torchvision==0.29.1; fi
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,export]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -44,6 +44,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import time
+
     from tqdm.auto import tqdm
 
     from .prediction import predict_paths
@@ -60,6 +62,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         writer = csv.writer(csv_file) if args.csv else None
         if writer:
             writer.writerow(["path", "class", "probability", *(f"p_{c}" for c in classes), "error"])
+        start = time.perf_counter()
         for pred in stream:
             bar.update()
             if pred.error is not None:
@@ -82,8 +85,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not done:
         print(f"effnb predict: error: no image could be predicted ({len(failed)} path(s) failed)", file=sys.stderr)
         return 1
-    print(f"{len(done)} image(s) predicted at {settings['k_test']} px (image {settings['k_image_test']} px), "
-          f"{len(failed)} could not be read" + (f"; CSV in {args.csv}" if args.csv else ""), file=sys.stderr)
+    seconds = time.perf_counter() - start
+    print(f"{len(done)} image(s) predicted at {settings['k_test']} px (image {settings['k_image_test']} px) in "
+          f"{seconds:.1f} s ({len(done) / seconds:.0f} img/s with decoding), {len(failed)} could not be read"
+          + (f"; CSV in {args.csv}" if args.csv else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import os
+
+    from .onnx_export import export_checkpoint
+
+    images = args.images or ([os.environ["EFFNB_DATA_DIR"]] if os.environ.get("EFFNB_DATA_DIR") else None)
+    if not images:
+        raise ValueError("give --images PATH (real images to verify the export on) or set EFFNB_DATA_DIR")
+    report = export_checkpoint(args.checkpoint, args.onnx, images, args.resolution, args.verify_images, args.repeats)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    check, k = report["verification"], report["k_test"]
+    print(f"wrote {report['onnx']} ({report['bytes'] / 1e6:.2f} MB): input images [batch, 3, {k}, {k}], "
+          f"outputs logits and probabilities; onnx.checker passed")
+    print(f"metadata: classes {report['classes']}, k_test {k}, k_image_test {report['k_image_test']}, "
+          f"ImageNet mean/std, preprocessing steps")
+    print(f"verified with ONNX Runtime on {check['images']} real images: predictions equal, largest probability "
+          f"difference {check['max_prob_diff']:.1e} (tolerance {check['atol']:g})")
+    print(f"inference on this CPU, batch {check['images']} at {k} px incl. preprocessing, {report['threads']} threads, "
+          f"median of {report['repeats']}:")
+    for name, rate in report["speed_img_per_s"].items():
+        print(f"  {name:<36} {rate:8.1f} img/s")
     return 0
 
 
@@ -163,6 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of one line per image")
     p.add_argument("--csv", metavar="FILE", help="also write one row per file (predictions and errors) to FILE")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX, verified with ONNX Runtime on real images")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx")
+    p.add_argument("--images", nargs="+", metavar="PATH", help="real images (files/folders) to verify and time on; "
+                   "default $EFFNB_DATA_DIR")
+    p.add_argument("--resolution", type=positive_int, help="test resolution (default: the checkpoint's)")
+    p.add_argument("--verify-images", type=positive_int, default=64, help="how many of those images")
+    p.add_argument("--repeats", type=positive_int, default=10, help="timed runs of each engine")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train one experiment (resumable; a finished one is read back)")
     data_args(p)

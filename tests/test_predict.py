@@ -94,7 +94,7 @@ def test_predict_prints_one_line_per_image_and_writes_csv(checkpoint, photos, ca
     assert code == 0
     lines = [line.split("\t") for line in out.splitlines()]
     assert len(lines) == 6 and all(len(f) == 3 and f[1] in ("Cat", "Dog") and 0.5 <= float(f[2]) <= 1 for f in lines)
-    assert "6 image(s) predicted at 48 px (image 54 px), 1 could not be read" in err
+    assert "6 image(s) predicted at 48 px (image 54 px) in " in err and "1 could not be read" in err
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == 7
     bad = [r for r in rows if r["error"]]
