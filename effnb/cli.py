@@ -100,7 +100,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     images = args.images or ([os.environ["EFFNB_DATA_DIR"]] if os.environ.get("EFFNB_DATA_DIR") else None)
     if not images:
         raise ValueError("give --images PATH (real images to verify the export on) or set EFFNB_DATA_DIR")
-    report = export_checkpoint(args.checkpoint, args.onnx, images, args.resolution, args.verify_images, args.repeats)
+    report = export_checkpoint(args.checkpoint, args.onnx, images, args.k_test, args.verify_images, args.repeats)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, metavar="OUT.onnx")
     p.add_argument("--images", nargs="+", metavar="PATH", help="real images (files/folders) to verify and time on; "
                    "default $EFFNB_DATA_DIR")
-    p.add_argument("--resolution", type=positive_int, help="test resolution (default: the checkpoint's)")
+    p.add_argument("--k-test", type=positive_int, help="test resolution k_test (default: the checkpoint's)")
     p.add_argument("--verify-images", type=positive_int, default=64, help="how many of those images")
     p.add_argument("--repeats", type=positive_int, default=10, help="timed runs of each engine")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -139,7 +139,7 @@ def sample_files(files: list[Path], n: int) -> list[Path]:
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, images: list[str | os.PathLike],
-                      resolution: int | None = None, n_images: int = 64, repeats: int = 10, atol: float = 1e-4) -> dict:
+                      k_test: int | None = None, n_images: int = 64, repeats: int = 10, atol: float = 1e-4) -> dict:
     """Export ``checkpoint`` to ``out``, verify it on up to ``n_images`` real images under ``images`` and time both.
 
     ``out`` is written only when the ONNX model's predictions equal PyTorch's and its probabilities agree to
@@ -147,12 +147,12 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, ima
     """
     modules = require_export_extra()
     model, meta = load_checkpoint(checkpoint)
-    k_test, k_image_test = eval_sizes(meta["preprocessing"], resolution)
+    k_test, k_image_test = eval_sizes(meta["preprocessing"], k_test)
     files, _ = find_image_files(images)
     cache, _ = files_cache(sample_files(files, n_images), meta["preprocessing"]["cache_side"], meta["classes"])
     if not len(cache):
         raise ExportError(f"no readable image under {', '.join(map(str, images))} to verify the export on")
-    feed = Feed(cache, np.arange(len(cache)), k_test, "test", k_image_test, batch_size=len(cache))
+    feed = Feed(cache, np.arange(len(cache)), k_test, "eval", k_image_test, batch_size=len(cache))
     batch = torch.cat([x for x, _ in feed.batches()])
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -37,7 +37,7 @@ def test_export_round_trip_matches_pytorch(exported, checkpoint, small_cache):
     assert all(rate > 0 for rate in report["speed_img_per_s"].values())
     # the file alone, on other images and another batch size: same classes and probabilities as the checkpoint
     model, _ = load_checkpoint(checkpoint)
-    (x, _), = Feed(small_cache, np.arange(5), 40, "test", 45, batch_size=5).batches()
+    (x, _), = Feed(small_cache, np.arange(5), 40, "eval", 45, batch_size=5).batches()
     logits, probs = onnx_export.ort_session(out).run(None, {"images": x.contiguous().numpy()})
     with torch.inference_mode():
         expected = model(x.contiguous())
@@ -74,7 +74,7 @@ def test_a_disagreeing_model_is_detected_and_not_written(checkpoint, image_folde
     onnx_export.export_onnx(model, tmp_path / "a.onnx", 40, {})
     with torch.no_grad():
         model.classifier.bias += torch.tensor([1.0, -1.0])
-    (x, _), = Feed(small_cache, np.arange(8), 40, "test", 45, batch_size=8).batches()
+    (x, _), = Feed(small_cache, np.arange(8), 40, "eval", 45, batch_size=8).batches()
     check = onnx_export.compare_with_pytorch(onnx_export.ort_session(tmp_path / "a.onnx"), model, x)
     assert not check["ok"] and check["max_prob_diff"] > 1e-4
 
