@@ -66,7 +66,10 @@ class Feed:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation recipe. The seed trained with Adam at lr 1e-3; AdamW + one-cycle + label smoothing is the default."""
+    """Optimisation recipe. The seed does not say; the author's published code trains with Adam at a constant lr 1e-3.
+
+    Here AdamW + one-cycle + label smoothing is the default.
+    """
 
     epochs: int
     lr: float = 1e-3

@@ -1,4 +1,8 @@
-"""Baseline networks: stage specs, the MBConv block, and the seed's baselines A, B and C.
+"""Baseline networks: stage specs, the MBConv block, and the baselines A, B and C.
+
+C is the seed's "Selected Architecture" table. The seed describes A and B only in words (A deeper
+with fewer channels, B medium depth with larger kernels, all "roughly 50,000 parameters"); their
+specs here are ours.
 
 A network is six stages: a ``conv`` stem, MBConv stages, and a ``conv`` 1x1 head,
 followed by an extra batch norm, global average pooling and a linear classifier.

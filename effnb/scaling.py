@@ -7,32 +7,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import replace
 
+from effnb import seed_results
 from effnb.model import NetSpec
 
-SEED_GRID: list[tuple[float, float, float]] = [
-    (1.2, 1.05, 1.23),
-    (1.2, 1.23, 1.05),
-    (1.4, 1.02, 1.17),
-    (1.4, 1.05, 1.14),
-    (1.4, 1.14, 1.05),
-    (1.4, 1.17, 1.02),
-]
-
-# The seed's published grid results (test set, phi = 1), for side-by-side plots.
-SEED_GRID_RESULTS: list[dict[str, float]] = [
-    {"alpha": a, "beta": b, "gamma": g, "loss": loss, "accuracy": acc}
-    for (a, b, g), (loss, acc) in zip(
-        SEED_GRID,
-        [
-            (0.2581, 0.8909),
-            (0.2846, 0.8788),
-            (0.2623, 0.8909),
-            (0.2659, 0.8795),
-            (0.3356, 0.8564),
-            (0.3230, 0.8558),
-        ],
-    )
-]
+# The seed's six (alpha, beta, gamma) candidates, in its order (its published results: seed_results.GRID).
+SEED_GRID: list[tuple[float, float, float]] = [abg for abg, _ in seed_results.GRID]
 
 
 def round_half_up(x: float) -> int:

@@ -124,8 +124,8 @@ class Study:
         """The three FixRes variants at test resolution ``k_test``, all from checkpoint ``init``.
 
         ``bn_recal``: re-estimate BN statistics only; ``head``: train classifier + last BN (the FixRes
-        paper's recipe); ``full``: fine-tune everything (the seed's recipe). All see the training images
-        through the evaluation preprocessing at ``k_test``.
+        paper's recipe); ``full``: fine-tune everything (as the author's published code does). All see the
+        training images through the evaluation preprocessing at ``k_test``.
         """
         p = self.profile
         train_idx = tuple(subset(self.splits["train"], p.finetune_n, self.seed).tolist())
