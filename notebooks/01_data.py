@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from effnb import seed_results
 from effnb.fixres import recommended_test_resolution, resolution_ratio, sigma_distribution
 from effnb.plots import plot_histogram, plot_sizes, show_images, show_jpeg, size_summary
 from effnb.study import open_study
@@ -101,8 +102,8 @@ sigma, sigma_se = float(proportions.mean()), float(proportions.std(ddof=1) / np.
 r = resolution_ratio(sigma, image_test_size(k_train), k_train)
 k_test, k_image_test = recommended_test_resolution(k_train, sigma)
 fig = plot_histogram(proportions, "crop side / longer image side", "σ")
-pd.Series({"σ (this data)": round(sigma, 4), "σ standard error": round(sigma_se, 4), "σ (the seed)": 0.444,
-           "r at k_train = 64": round(r, 4), "r (the seed)": round(0.444 * 72 / 64, 4),
+pd.Series({"σ (this data)": round(sigma, 4), "σ standard error": round(sigma_se, 4), "σ (the seed)": seed_results.SIGMA.value,
+           "r at k_train = 64": round(r, 4), "r (the seed)": seed_results.R.value,
            "k_test at k_train = 64": k_test, "k_image_test at k_train = 64": k_image_test}).to_frame("value")
 
 # %% [markdown]
@@ -126,7 +127,7 @@ study.conclude("data", {
     f"{len(cache):,} images in {len(cache.classes)} classes ({', '.join(cache.classes)}) were decoded and "
     f"{len(cache.skipped):,} skipped; the splits hold {', '.join(f'{len(v):,} `{k}`' for k, v in splits.items())} images.",
     f"The training crop keeps on average σ = {sigma:.3f} ± {1.96 * sigma_se:.3f} (95 %) of the image's longer side "
-    f"(the seed measured 0.444).",
+    f"(the seed measured {seed_results.SIGMA.value}).",
     f"So r = σ · k_image_test / k_train = {r:.3f} at 64 px: objects look {1 / r:.2f}× larger in training than at "
     f"test, and testing at {k_test} px (image resized to {k_image_test} px) would match them.",
 ])

@@ -77,7 +77,7 @@ fig = plot_accuracy_vs_flops(curve, label="phi")
 
 # %% [markdown]
 # ## The final model
-# Trained on the whole `train` split with the profile's epochs (the seed: φ = 4, 150 epochs). Each
+# Trained on the whole `train` split with the profile's epochs (the seed: φ = 4; the author's published code: 150 epochs). Each
 # epoch is checkpointed: an interrupted run resumes from its last finished epoch.
 
 # %%

@@ -24,7 +24,7 @@
 #
 # Step 3 comes in three prices: re-estimating the batch-norm statistics only (no gradient step),
 # training the classifier and last batch-norm with everything else frozen (the FixRes paper), and
-# fine-tuning the whole network (the seed: 40 epochs at lr 1e-4).
+# fine-tuning the whole network (the author's published code: 40 epochs at lr 1e-4).
 
 # %% tags=["parameters"]
 profile = "smoke"
