@@ -1,4 +1,8 @@
-"""Model checkpoints that carry everything needed to use them: weights, spec, classes and preprocessing."""
+"""Model checkpoints that carry everything needed to use them: weights, spec, classes and preprocessing.
+
+As nanoGPT saves ``model_args`` beside the weights, a checkpoint stores the network's spec (including how it was
+scaled), so the consumer rebuilds exactly the network the producer trained.
+"""
 from __future__ import annotations
 
 import os
@@ -11,7 +15,8 @@ from torch import nn
 from .atomic import torch_save
 from .model import NetSpec, build_model
 
-FORMAT = "effnb-checkpoint-v1"
+FORMAT = "effnb-checkpoint-v2"  # v2: named MBConv parts (expand/depthwise/se/project) and stage modules
+OLD_FORMATS = ("effnb-checkpoint-v1",)
 
 
 class CheckpointError(ValueError):
@@ -37,6 +42,9 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
         raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if isinstance(data, dict) and data.get("format") in OLD_FORMATS:
+        raise CheckpointError(f"{path} was saved by an earlier effnb ({data['format']}, other module names): "
+                              f"run the study again to write it in {FORMAT}")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an effnb checkpoint (expected format {FORMAT!r})")
     model = build_model(NetSpec.from_dict(data["spec"]))

@@ -129,7 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     pick = lambda name: config.get(name, getattr(args, name))  # noqa: E731 - flags win over nothing, config over defaults
     study = prepare_study(pick("profile"), pick("data_dir"), pick("artifacts_dir"), pick("seed"))
     spec = scale(BASELINES[pick("baseline")], pick("alpha"), pick("beta"), pick("gamma"), pick("phi"))
-    exp = study.final_experiment(spec) if pick("final") else study.selection_experiment(f"train-{spec.name}", spec)
+    exp = study.final_experiment(spec) if pick("final") else study.selection_experiment(spec)
     result = run_experiment(exp, study.cache, study.artifacts_dir, pick_device(args.device))
     print(json.dumps({k: result[k] for k in ("name", "params", "flops", "train_seconds", "checkpoint")} |
                      {"eval": result.get("eval")}, indent=2))

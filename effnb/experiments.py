@@ -1,5 +1,9 @@
 """Experiments that resume: a config's content hash names its folder; a finished one is read back, not re-run.
 
+An experiment is its content: the hash covers the network (not its name), the recipe, the images and the
+seed, never the label. The folder is ``experiments/<label>-<hash>``; an experiment with the same content under
+another label finds that folder and reads its result back.
+
 Each experiment folder holds ``progress.pt`` (written after every epoch: weights, optimizer, scheduler,
 history), ``model.pt`` (a usable checkpoint, see :mod:`effnb.checkpoint`) and ``result.json``, written
 last and atomically: its presence is what "finished" means.
@@ -32,7 +36,8 @@ class Experiment:
     ``kind``: ``train`` trains with the seed's augmentation at the spec's resolution (k_train); ``finetune``
     starts from ``init`` and trains with the *evaluation* preprocessing at ``k_test``; ``bn_recal`` starts from
     ``init`` and only re-estimates batch-norm statistics with the evaluation preprocessing at ``k_test``.
-    Evaluation is at ``k_test``, which defaults to k_train.
+    Evaluation is at ``k_test``, which defaults to k_train (the spec's resolution). ``name`` is a label for
+    tables and folders, not part of the experiment's identity (:meth:`key`).
     """
 
     name: str
@@ -47,16 +52,34 @@ class Experiment:
     seed: int = 0
     data_key: str = ""
 
+    def __post_init__(self) -> None:
+        if self.k_test is None:
+            object.__setattr__(self, "k_test", self.spec.resolution)
+
     def key(self) -> str:
-        """Content hash of the configuration (12 hex digits)."""
+        """Content hash of everything that determines the result (12 hex digits): not the label nor the spec's name."""
         config = asdict(self)
-        config["spec"] = self.spec.to_dict()
+        del config["name"]
+        config["spec"] = self.spec.content()
         config["train_indices"] = hashlib.sha256(np.asarray(self.train_indices, dtype=np.int64).tobytes()).hexdigest()
         config["eval_indices"] = hashlib.sha256(np.asarray(self.eval_indices, dtype=np.int64).tobytes()).hexdigest()
         return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def folder(self, artifacts_dir: str | Path) -> Path:
-        return Path(artifacts_dir) / "experiments" / f"{self.name}-{self.key()}"
+        """``experiments/<name>-<key>``, or the folder of an experiment with the same key under another name."""
+        root = Path(artifacts_dir) / "experiments"
+        same = sorted(root.glob(f"*-{self.key()}"))
+        return same[0] if same else root / f"{self.name}-{self.key()}"
+
+    def train_feed(self, cache: ImageCache) -> Feed:
+        """The training images: the seed's augmentation at k_train; for FixRes steps the evaluation preprocessing at k_test."""
+        if self.kind == "train":
+            return Feed(cache, np.asarray(self.train_indices), self.spec.resolution, "train", batch_size=self.batch_size)
+        return Feed(cache, np.asarray(self.train_indices), self.k_test, "eval", batch_size=self.batch_size)
+
+    def eval_feed(self, cache: ImageCache) -> Feed | None:
+        """The held-out images, with the evaluation preprocessing at ``k_test`` (None without any)."""
+        return Feed(cache, np.asarray(self.eval_indices), self.k_test, "eval", batch_size=100) if self.eval_indices else None
 
 
 def read_result(exp: Experiment, artifacts_dir: str | Path) -> dict | None:
@@ -86,12 +109,7 @@ def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path
         return done
     folder.mkdir(parents=True, exist_ok=True)
     model = _start_model(exp)
-    k_test = exp.k_test or exp.spec.resolution
-    if exp.kind == "train":
-        feed = Feed(cache, np.asarray(exp.train_indices), exp.spec.resolution, "train", batch_size=exp.batch_size)
-    else:
-        feed = Feed(cache, np.asarray(exp.train_indices), k_test, "eval", batch_size=exp.batch_size)
-    val = Feed(cache, np.asarray(exp.eval_indices), k_test, "eval", batch_size=100) if exp.eval_indices else None
+    feed, val = exp.train_feed(cache), exp.eval_feed(cache)
     progress_path = folder / "progress.pt"
     state = TrainState()
     started = time.perf_counter()
@@ -113,16 +131,16 @@ def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path
                     on_epoch_end=save_progress, progress=progress)
     # resumed runs count the epochs done before the interruption too
     seconds = sum(r["seconds"] for r in state.history) if state.history else time.perf_counter() - started
-    preprocessing = {"k_train": exp.spec.resolution, "k_test": k_test, "k_image_test": image_test_size(k_test),
+    preprocessing = {"k_train": exp.spec.resolution, "k_test": exp.k_test, "k_image_test": image_test_size(exp.k_test),
                      "cache_side": cache.side}
     checkpoint = save_checkpoint(folder / "model.pt", model, exp.spec, cache.classes, preprocessing,
                                  experiment=exp.name, key=exp.key())
     result = {
         "name": exp.name, "key": exp.key(), "kind": exp.kind, "spec": exp.spec.to_dict(),
-        "train_config": exp.train.as_dict(), "k_train": exp.spec.resolution, "k_test": k_test,
+        "train_config": exp.train.as_dict(), "k_train": exp.spec.resolution, "k_test": exp.k_test,
         "n_train": len(exp.train_indices), "n_eval": len(exp.eval_indices), "seed": exp.seed,
         "params": count_params(model), "flops": count_flops(exp.spec, exp.spec.resolution),
-        "eval_flops": count_flops(exp.spec, k_test), "history": state.history, "train_seconds": seconds,
+        "eval_flops": count_flops(exp.spec, exp.k_test), "history": state.history, "train_seconds": seconds,
         "checkpoint": str(checkpoint),
     }
     if val is not None:

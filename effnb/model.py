@@ -1,11 +1,18 @@
-"""Baseline networks: stage specs, the MBConv block, and the baselines A, B and C.
+"""The network as data: stage rows like the seed's architecture table, one builder, and baselines A, B and C.
 
 C is the seed's "Selected Architecture" table. The seed describes A and B only in words (A deeper
 with fewer channels, B medium depth with larger kernels, all "roughly 50,000 parameters"); their
 specs here are ours.
 
-A network is six stages: a ``conv`` stem, MBConv stages, and a ``conv`` 1x1 head,
-followed by an extra batch norm, global average pooling and a linear classifier.
+A network is a ``conv`` stem, MBConv stages and a ``conv`` 1x1 head, followed by an extra batch norm,
+global average pooling and a linear classifier (the seed: "Stage 6 is followed with an additional batch
+normalisation, global average pooling and a dense layer").
+
+Each stage is one row, written in a short self-labelling form like timm's architecture strings:
+``mbconv_r2_k3_s1_e6_c26`` is an MBConv stage of 2 layers (``r``), kernel 3 (``k``), stride 1 (``s``),
+expansion ratio t = 6 (``e``) and 26 output channels (``c``); ``conv_r1_k7_s2_c12`` is a plain
+convolution (``e`` omitted). ``r`` and ``e`` default to 1; :meth:`StageSpec.parse` reads the form and
+``str(stage)`` writes it.
 
 Stride reading: the seed's table lists one "Resolution" per stage. As in Table 1 of
 the EfficientNet paper it is read as the stage's *input* resolution, so a stage
@@ -18,24 +25,28 @@ so a stride-s layer maps n pixels to ceil(n / s).
 from __future__ import annotations
 
 import math
+import re
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
 from torch import nn
-from torchvision.ops import SqueezeExcitation, StochasticDepth
+from torchvision.ops import Conv2dNormActivation, SqueezeExcitation, StochasticDepth
+
+_FIELDS = {"r": "layers", "k": "kernel", "s": "stride", "e": "expansion", "c": "channels"}
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One stage: ``layers`` repeats of an operator; the stride applies to the first."""
+    """One stage (a row of the seed's table): ``layers`` repeats of an operator; the stride applies to the first."""
 
     op: Literal["conv", "mbconv"]
     kernel: int
     stride: int
     channels: int
     layers: int = 1
-    expansion: int = 1  # MBConv expansion ratio t (ignored for conv)
+    expansion: int = 1  # MBConv expansion ratio t (1 for conv)
 
     def __post_init__(self) -> None:
         if self.op not in ("conv", "mbconv"):
@@ -44,18 +55,51 @@ class StageSpec:
             raise ValueError(f"kernel must be odd and positive, got {self.kernel}")
         if min(self.stride, self.channels, self.layers, self.expansion) < 1:
             raise ValueError(f"stride, channels, layers and expansion must be >= 1: {self}")
+        if self.op == "conv" and self.expansion != 1:
+            raise ValueError(f"a conv stage has no expansion ratio: {self}")
+
+    @classmethod
+    def parse(cls, row: str) -> StageSpec:
+        """Read the short form (``mbconv_r2_k3_s1_e6_c26``, ``conv_r1_k7_s2_c12``; see the module docstring)."""
+        op, *parts = row.split("_")
+        fields = {}
+        for part in parts:
+            match = re.fullmatch(r"([rksec])(\d+)", part)
+            if match is None or _FIELDS[match[1]] in fields:
+                raise ValueError(f"cannot read stage {row!r}: bad or repeated field {part!r}")
+            fields[_FIELDS[match[1]]] = int(match[2])
+        missing = {"kernel", "stride", "channels"} - set(fields)
+        if missing:
+            raise ValueError(f"cannot read stage {row!r}: missing {', '.join(sorted(missing))}")
+        return cls(op, **fields)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        expansion = f"_e{self.expansion}" if self.op == "mbconv" else ""
+        return f"{self.op}_r{self.layers}_k{self.kernel}_s{self.stride}{expansion}_c{self.channels}"
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """How a spec was compound-scaled from ``base``: depth by alpha**phi, width by beta**phi, resolution by gamma**phi."""
+
+    base: str
+    alpha: float
+    beta: float
+    gamma: float
+    phi: float
 
 
 @dataclass(frozen=True)
 class NetSpec:
-    """A whole network: conv stem, MBConv stages, conv head, plus training resolution."""
+    """A whole network: conv stem, MBConv stages, conv head, the training resolution, and how it was scaled."""
 
     name: str
     stages: tuple[StageSpec, ...]
-    resolution: int = 64  # training input resolution
+    resolution: int = 64  # training input resolution (k_train)
     num_classes: int = 2
     se_ratio: float = 0.0  # squeeze-excitation (off for the seed's baselines)
     drop_connect: float = 0.0  # stochastic depth rate (off for the seed's baselines)
+    scaling: Scaling | None = None  # set by effnb.scaling.scale
 
     def __post_init__(self) -> None:
         ops = [s.op for s in self.stages]
@@ -64,14 +108,25 @@ class NetSpec:
         if self.stages[0].layers != 1 or self.stages[-1].layers != 1:
             raise ValueError("the conv stem and head have exactly one layer")
 
+    @classmethod
+    def from_rows(cls, name: str, *rows: str, **options: Any) -> NetSpec:
+        """A spec from its stage rows in the short form, e.g. ``NetSpec.from_rows("C", "conv_r1_k7_s2_c12", ...)``."""
+        return cls(name, tuple(StageSpec.parse(row) for row in rows), **options)
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-serialisable dict."""
+        """Plain, JSON-serialisable dict (what checkpoints and stage outputs store)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetSpec:
         """Inverse of :meth:`to_dict` (accepts stages as lists of dicts)."""
-        return cls(**{**d, "stages": tuple(StageSpec(**s) for s in d["stages"])})
+        scaling = d.get("scaling")
+        return cls(**{**d, "stages": tuple(StageSpec(**s) for s in d["stages"]),
+                      "scaling": Scaling(**scaling) if scaling else None})
+
+    def content(self) -> dict[str, Any]:
+        """What determines the network and its training input: :meth:`to_dict` without the name and scaling record."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("name", "scaling")}
 
     def table(self) -> list[dict[str, Any]]:
         """One row per stage in the layout of the seed's architecture table."""
@@ -92,23 +147,11 @@ class NetSpec:
         return rows
 
 
-def conv_bn(
-    cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True
-) -> nn.Sequential:
-    """Conv (no bias, padding k//2) + BatchNorm, optionally followed by SiLU."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
-    ]
-    if act:
-        layers.append(nn.SiLU(inplace=True))
-    return nn.Sequential(*layers)
-
-
 class MBConv(nn.Module):
-    """Inverted residual block: expand 1x1, depthwise kxk, optional SE, project 1x1.
+    """Inverted residual block: ``expand`` 1x1 (absent when t = 1), ``depthwise`` kxk, ``se`` (optional), ``project`` 1x1.
 
-    The identity skip exists only when ``stride == 1`` and ``cin == cout``; drop-connect
+    Each part is a ``torchvision.ops.Conv2dNormActivation`` (conv without bias, batch norm, SiLU; ``project`` has
+    no activation). The identity skip exists only when ``stride == 1`` and ``cin == cout``; drop-connect
     (per-sample stochastic depth) is applied to the residual branch when > 0.
     """
 
@@ -124,28 +167,26 @@ class MBConv(nn.Module):
     ) -> None:
         super().__init__()
         hidden = cin * expansion
-        layers: list[nn.Module] = []
-        if expansion != 1:
-            layers.append(conv_bn(cin, hidden, 1))
-        layers.append(conv_bn(hidden, hidden, kernel, stride, groups=hidden))
-        if se_ratio > 0:
-            squeeze = max(1, int(cin * se_ratio))
-            layers.append(SqueezeExcitation(hidden, squeeze, activation=nn.SiLU))
-        layers.append(conv_bn(hidden, cout, 1, act=False))
-        self.block = nn.Sequential(*layers)
+        self.expand = (Conv2dNormActivation(cin, hidden, 1, activation_layer=nn.SiLU) if expansion != 1
+                       else nn.Identity())
+        self.depthwise = Conv2dNormActivation(hidden, hidden, kernel, stride, groups=hidden, activation_layer=nn.SiLU)
+        self.se = (SqueezeExcitation(hidden, max(1, int(cin * se_ratio)), activation=nn.SiLU) if se_ratio > 0
+                   else nn.Identity())
+        self.project = Conv2dNormActivation(hidden, cout, 1, activation_layer=None)
         self.use_residual = stride == 1 and cin == cout
         drops = self.use_residual and drop_connect > 0
         self.drop = StochasticDepth(drop_connect, "row") if drops else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.block(x)
+        out = self.project(self.se(self.depthwise(self.expand(x))))
         return x + self.drop(out) if self.use_residual else out
 
 
 class EffNet(nn.Module):
     """Network built from a :class:`NetSpec`; ``forward`` returns logits (softmax is in the loss).
 
-    Block ``i`` of ``n`` gets drop-connect rate ``spec.drop_connect * i / n`` (linear in
+    ``stages.stage1`` .. ``stages.stageN`` are the rows of the spec (stem, one ``nn.Sequential`` of
+    :class:`MBConv` per MBConv stage, head). Block ``i`` of ``n`` gets drop-connect rate ``spec.drop_connect * i / n`` (linear in
     depth, as in EfficientNet).
     """
 
@@ -153,25 +194,27 @@ class EffNet(nn.Module):
         super().__init__()
         self.spec = spec
         first, *mid, last = spec.stages
-        self.stem = conv_bn(3, first.channels, first.kernel, first.stride)
         n_blocks = sum(s.layers for s in mid)
-        blocks, cin = [], first.channels
-        for s in mid:
+        stages: OrderedDict[str, nn.Module] = OrderedDict(
+            stage1=Conv2dNormActivation(3, first.channels, first.kernel, first.stride, activation_layer=nn.SiLU))
+        done, cin = 0, first.channels
+        for i, s in enumerate(mid, start=2):
+            blocks = []
             for j in range(s.layers):
-                rate = spec.drop_connect * len(blocks) / n_blocks
-                stride = s.stride if j == 0 else 1
-                blocks.append(
-                    MBConv(cin, s.channels, s.kernel, stride, s.expansion, spec.se_ratio, rate)
-                )
-                cin = s.channels
-        self.blocks = nn.Sequential(*blocks)
-        self.head = conv_bn(cin, last.channels, last.kernel, last.stride)
+                rate = spec.drop_connect * done / n_blocks
+                blocks.append(MBConv(cin, s.channels, s.kernel, s.stride if j == 0 else 1, s.expansion,
+                                     spec.se_ratio, rate))
+                cin, done = s.channels, done + 1
+            stages[f"stage{i}"] = nn.Sequential(*blocks)
+        stages[f"stage{len(spec.stages)}"] = Conv2dNormActivation(cin, last.channels, last.kernel, last.stride,
+                                                                   activation_layer=nn.SiLU)
+        self.stages = nn.Sequential(stages)
         self.final_bn = nn.BatchNorm2d(last.channels)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(last.channels, spec.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.final_bn(self.head(self.blocks(self.stem(x))))
+        x = self.final_bn(self.stages(x))
         return self.classifier(torch.flatten(self.pool(x), 1))
 
 
@@ -180,45 +223,14 @@ def build_model(spec: NetSpec) -> EffNet:
     return EffNet(spec)
 
 
-def _mb(kernel: int, stride: int, channels: int, layers: int = 1, t: int = 6) -> StageSpec:
-    return StageSpec("mbconv", kernel, stride, channels, layers, t)
-
-
 BASELINES: dict[str, NetSpec] = {
     # deeper, fewer channels, small kernels
-    "A": NetSpec(
-        "A",
-        (
-            StageSpec("conv", 3, 2, 8),
-            _mb(3, 2, 12, t=1),
-            _mb(3, 1, 14, 2),
-            _mb(3, 1, 18, 3),
-            _mb(3, 2, 22, 4),
-            StageSpec("conv", 1, 1, 32),
-        ),
-    ),
+    "A": NetSpec.from_rows("A", "conv_r1_k3_s2_c8", "mbconv_r1_k3_s2_e1_c12", "mbconv_r2_k3_s1_e6_c14",
+                           "mbconv_r3_k3_s1_e6_c18", "mbconv_r4_k3_s2_e6_c22", "conv_r1_k1_s1_c32"),
     # medium depth, larger kernels, medium channels
-    "B": NetSpec(
-        "B",
-        (
-            StageSpec("conv", 7, 2, 10),
-            _mb(5, 2, 14, t=1),
-            _mb(7, 1, 16, 2),
-            _mb(5, 1, 20, 2),
-            _mb(5, 2, 24, 2),
-            StageSpec("conv", 1, 1, 32),
-        ),
-    ),
-    # the seed's selected architecture: shallower, wider, small kernels
-    "C": NetSpec(
-        "C",
-        (
-            StageSpec("conv", 7, 2, 12),
-            _mb(3, 2, 16, t=1),
-            _mb(5, 1, 22),
-            _mb(3, 1, 26, 2),
-            _mb(3, 2, 32),
-            StageSpec("conv", 1, 1, 40),
-        ),
-    ),
+    "B": NetSpec.from_rows("B", "conv_r1_k7_s2_c10", "mbconv_r1_k5_s2_e1_c14", "mbconv_r2_k7_s1_e6_c16",
+                           "mbconv_r2_k5_s1_e6_c20", "mbconv_r2_k5_s2_e6_c24", "conv_r1_k1_s1_c32"),
+    # the seed's selected architecture (its table): shallower, wider, small kernels
+    "C": NetSpec.from_rows("C", "conv_r1_k7_s2_c12", "mbconv_r1_k3_s2_e1_c16", "mbconv_r1_k5_s1_e6_c22",
+                           "mbconv_r2_k3_s1_e6_c26", "mbconv_r1_k3_s2_e6_c32", "conv_r1_k1_s1_c40"),
 }

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from effnb import seed_results
-from effnb.model import NetSpec
+from effnb.model import NetSpec, Scaling
 
 # The seed's six (alpha, beta, gamma) candidates, in its order (its published results: seed_results.GRID).
 SEED_GRID: list[tuple[float, float, float]] = [abg for abg, _ in seed_results.GRID]
@@ -30,7 +30,8 @@ def scale(spec: NetSpec, alpha: float, beta: float, gamma: float, phi: float) ->
     Stages 1 and last are unchanged; stage 2 keeps its layer count but widens by
     beta**phi; other stages get ``round(L * alpha**phi)`` layers and
     ``round(c * beta**phi)`` channels; the resolution becomes ``round(r * gamma**phi)``.
-    Rounding is half up.
+    Rounding is half up. The result records how it was made (``spec.scaling``) and says so in its name,
+    e.g. ``C-a1.2-b1.05-g1.23-phi1``.
     """
     if min(alpha, beta, gamma) < 1:
         raise ValueError(f"alpha, beta, gamma must be >= 1, got {(alpha, beta, gamma)}")
@@ -45,9 +46,10 @@ def scale(spec: NetSpec, alpha: float, beta: float, gamma: float, phi: float) ->
     stages.append(last)
     return replace(
         spec,
-        name=f"{spec.name}-phi{phi:g}",
+        name=f"{spec.name}-a{alpha:g}-b{beta:g}-g{gamma:g}-phi{phi:g}",
         stages=tuple(stages),
         resolution=round_half_up(spec.resolution * gamma**phi),
+        scaling=Scaling(spec.name, alpha, beta, gamma, phi),
     )
 
 

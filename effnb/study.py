@@ -102,11 +102,11 @@ class Study:
     def train_config(self, epochs: int, **overrides) -> TrainConfig:
         return TrainConfig(epochs=epochs, lr=overrides.pop("lr", self.profile.lr), **overrides)
 
-    def selection_experiment(self, name: str, spec: NetSpec) -> Experiment:
-        """A baseline / grid / scaling run: every one shares the same subset, epochs and evaluation images."""
+    def selection_experiment(self, spec: NetSpec) -> Experiment:
+        """A baseline / grid / scaling run, labelled by the spec's name: all share the subset, epochs and evaluation images."""
         p = self.profile
         return Experiment(
-            name=name, spec=spec, train=self.train_config(p.select_epochs),
+            name=spec.name, spec=spec, train=self.train_config(p.select_epochs),
             train_indices=tuple(subset(self.splits["train"], p.select_train_n, self.seed).tolist()),
             eval_indices=tuple(subset(self.splits["test"], p.select_eval_n, self.seed).tolist()),
             batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)

@@ -40,6 +40,7 @@ CPU), so results are deterministic given its state.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -188,22 +189,15 @@ def _to_uint8_chw(image: Tensor | Image.Image) -> Tensor:
 class TrainCrop:
     """Single-image version of :func:`train_batch` (uint8 ``[3, H, W]`` tensor or PIL image).
 
-    Returns ``(normalised float [3, size, size], proportion used)``. It consumes
-    the generator exactly like ``train_batch`` on a batch of one image.
+    Returns ``(normalised float [3, size, size], proportion used)``. ``options`` are those of ``train_batch``
+    (``p_range``, ``brightness``, ``saturation``, ``flip``); it consumes the generator exactly like
+    ``train_batch`` on a batch of one image.
     """
 
-    def __init__(
-        self,
-        size: int,
-        generator: torch.Generator | None = None,
-        p_range: tuple[float, float] = P_RANGE,
-        brightness: float = 0.2,
-        saturation: float = 0.2,
-        flip: bool = True,
-    ) -> None:
+    def __init__(self, size: int, generator: torch.Generator | None = None, **options: Any) -> None:
         self.size = size
         self.generator = generator
-        self.kwargs = dict(p_range=p_range, brightness=brightness, saturation=saturation, flip=flip)
+        self.kwargs = options
 
     def __call__(self, image: Tensor | Image.Image) -> tuple[Tensor, float]:
         img = _to_uint8_chw(image)
@@ -212,7 +206,7 @@ class TrainCrop:
         return x[0], float(proportions[0])
 
     def __repr__(self) -> str:
-        return f"TrainCrop(size={self.size}, {', '.join(f'{k}={v}' for k, v in self.kwargs.items())})"
+        return f"TrainCrop({', '.join(f'{k}={v}' for k, v in {'size': self.size, **self.kwargs}.items())})"
 
 
 class EvalTransform:

@@ -60,8 +60,7 @@ for name, spec in BASELINES.items():
 # Same training images, epochs and evaluation images for each; the learning curves follow.
 
 # %%
-results = {name: run_experiment(study.selection_experiment(f"baseline-{name}", spec), study.cache, artifacts_dir,
-                                study.device)
+results = {name: run_experiment(study.selection_experiment(spec), study.cache, artifacts_dir, study.device)
            for name, spec in BASELINES.items()}
 table = results_frame(list(results.values()))
 table["seed test acc %"] = [100 * seed_results.BASELINES[n].accuracy for n in results]

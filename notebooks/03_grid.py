@@ -62,9 +62,7 @@ display(scaling_frame(base, 1.2, 1.05, 1.23, 4))
 
 # %%
 specs = [scale(base, a, b, g, phi) for a, b, g in SEED_GRID]
-results = [run_experiment(study.selection_experiment(f"grid{i}-a{a}-b{b}-g{g}", spec), study.cache, artifacts_dir,
-                          study.device)
-           for i, ((a, b, g), spec) in enumerate(zip(SEED_GRID, specs), 1)]
+results = [run_experiment(study.selection_experiment(spec), study.cache, artifacts_dir, study.device) for spec in specs]
 table = results_frame(results)
 table.insert(0, "alpha", [a for a, _, _ in SEED_GRID])
 table.insert(1, "beta", [b for _, b, _ in SEED_GRID])

@@ -67,8 +67,8 @@ display(pd.DataFrame(final_spec.table()).set_index("stage"))
 # %%
 phis = [0, grid["phi"], *sorted(set(p.scaling_phis) - {0, grid["phi"]})]
 runs = [base_result, grid_result] + [
-    run_experiment(study.selection_experiment(f"scale-phi{phi}", scale(base, alpha, beta, gamma, phi)),
-                   study.cache, artifacts_dir, study.device)
+    run_experiment(study.selection_experiment(scale(base, alpha, beta, gamma, phi)), study.cache, artifacts_dir,
+                   study.device)
     for phi in phis[2:]]
 curve = results_frame(runs)
 curve.insert(0, "phi", phis)

@@ -8,10 +8,12 @@ import pytest
 import torch
 from synthetic import TINY_SPEC, make_image_folder
 
+from effnb.checkpoint import load_checkpoint, save_checkpoint
 from effnb.cli import main
 from effnb.data import build_cache
 from effnb.engine import Feed, evaluate
-from effnb.model import build_model
+from effnb.model import BASELINES, Scaling, build_model
+from effnb.scaling import scale
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -58,11 +60,14 @@ def test_evaluate_at_another_k_test(checkpoint, lowercase_folder, capsys, tmp_pa
     (None, "checkpoint not found"),
     (b"garbage bytes", "cannot read checkpoint"),
     ("other-format", "not an effnb checkpoint"),
+    ("v1", "earlier effnb"),
 ])
 def test_bad_checkpoints_give_one_line_errors(content, message, lowercase_folder, capsys, tmp_path):
     path = tmp_path / "bad.pt"
     if content == "other-format":
         torch.save({"weights": torch.zeros(2)}, path)
+    elif content == "v1":
+        torch.save({"format": "effnb-checkpoint-v1", "spec": TINY_SPEC.to_dict(), "state_dict": {}}, path)
     elif content is not None:
         path.write_bytes(content)
     code, _, err = run(capsys, "evaluate", "--checkpoint", str(path), "--data-dir", str(lowercase_folder))
@@ -88,3 +93,18 @@ def test_k_test_must_be_a_positive_integer(bad, checkpoint, lowercase_folder, ca
         main(["evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder), "--k-test", bad])
     assert exit_info.value.code == 2
     assert "k-test" in capsys.readouterr().err
+
+
+def test_a_checkpoint_rebuilds_the_scaled_network_and_says_how_it_was_scaled(tmp_path):
+    spec = scale(BASELINES["C"], 1.4, 1.05, 1.14, 1)
+    torch.manual_seed(0)
+    net = build_model(spec)
+    path = save_checkpoint(tmp_path / "scaled.pt", net, spec, ["Cat", "Dog"],
+                           {"k_train": spec.resolution, "k_test": 90, "k_image_test": 101, "cache_side": 128})
+    model, meta = load_checkpoint(path)
+    assert model.spec == spec and meta["spec"]["scaling"] == {"base": "C", "alpha": 1.4, "beta": 1.05, "gamma": 1.14,
+                                                              "phi": 1}
+    assert model.spec.scaling == Scaling("C", 1.4, 1.05, 1.14, 1)
+    x = torch.randn(2, 3, spec.resolution, spec.resolution)
+    with torch.no_grad():
+        assert torch.equal(model(x), net.eval()(x))

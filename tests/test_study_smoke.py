@@ -18,7 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_profiles_are_defined_in_one_place():
     assert set(PROFILES) == {"smoke", "cpu", "full"}
-    assert get_profile("full").final_phi == 4 and get_profile("full").final_epochs == 150
     with pytest.raises(ValueError, match="unknown profile"):
         get_profile("laptop")
 

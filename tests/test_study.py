@@ -1,0 +1,75 @@
+"""The study's experiment recipes: which images, preprocessing and budgets each step of the study uses."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from effnb.data import make_splits
+from effnb.model import BASELINES
+from effnb.profiles import get_profile
+from effnb.scaling import scale
+from effnb.study import Study
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+C = BASELINES["C"]
+
+
+@pytest.fixture
+def study(small_cache, tmp_path) -> Study:
+    profile = dataclasses.replace(get_profile("smoke"), select_train_n=20, select_eval_n=10, finetune_n=16,
+                                  bn_recal_n=8, final_train_n=None, sweep_n=12)
+    splits = make_splits(np.asarray(small_cache.labels), 0, test_size=16, test2_size=8)
+    return Study(small_cache, splits, profile, seed=0, artifacts_dir=tmp_path, root=tmp_path)
+
+
+def test_selection_experiments_share_images_and_budget_and_differ_only_by_network(study):
+    runs = [study.selection_experiment(spec) for spec in (C, BASELINES["A"], scale(C, 1.2, 1.05, 1.23, 1))]
+    assert len({(r.train_indices, r.eval_indices, r.train, r.batch_size, r.seed) for r in runs}) == 1
+    assert len(runs[0].train_indices) == 20 and set(runs[0].train_indices) <= set(study.splits["train"].tolist())
+    assert set(runs[0].eval_indices) <= set(study.splits["test"].tolist())
+    assert [r.name for r in runs] == ["C", "A", "C-a1.2-b1.05-g1.23-phi1"]
+    assert len({r.key() for r in runs}) == 3
+
+
+def test_an_experiment_is_its_content_not_its_label(study):
+    baseline = study.selection_experiment(C)
+    assert dataclasses.replace(baseline, name="another label").key() == baseline.key()
+    # phi = 0 rebuilds the baseline's network: the same experiment, whatever the spec is called
+    assert study.selection_experiment(scale(C, 1.2, 1.05, 1.23, 0)).key() == baseline.key()
+    assert dataclasses.replace(baseline, seed=1).key() != baseline.key()
+
+
+def test_training_uses_the_augmentation_at_k_train_and_evaluates_at_k_train(study):
+    exp = study.selection_experiment(C)
+    feed, val = exp.train_feed(study.cache), exp.eval_feed(study.cache)
+    assert (feed.mode, feed.size) == ("train", C.resolution)
+    assert (val.mode, val.size) == ("eval", C.resolution)
+
+
+def test_final_model_trains_on_the_whole_train_split_and_never_sees_test2(study):
+    exp = study.final_experiment(C)
+    assert sorted(exp.train_indices) == sorted(study.splits["train"].tolist())
+    assert not set(exp.train_indices) & set(study.splits["test2"].tolist())
+    assert exp.eval_indices == study.selection_experiment(C).eval_indices
+
+
+def test_fixres_variants_see_the_training_images_through_the_evaluation_preprocessing(study):
+    variants = study.fixres_experiments(C, init="trained.pt", k_test=96)
+    assert set(variants) == {"bn_recal", "head", "full"}
+    for exp in variants.values():
+        feed, val = exp.train_feed(study.cache), exp.eval_feed(study.cache)
+        assert (feed.mode, feed.size) == ("eval", 96) and (val.mode, val.size) == ("eval", 96)
+        assert exp.init == "trained.pt" and exp.kind != "train"
+        assert set(exp.train_indices) <= set(study.splits["train"].tolist())
+
+
+def test_fixres_variants_share_their_images_and_differ_in_what_they_train(study):
+    v = study.fixres_experiments(C, init="trained.pt", k_test=96)
+    assert v["head"].train_indices == v["full"].train_indices and len(v["full"].train_indices) == 16
+    assert set(v["bn_recal"].train_indices) < set(v["full"].train_indices) and len(v["bn_recal"].train_indices) == 8
+    assert len({exp.eval_indices for exp in v.values()}) == 1
+    assert (v["bn_recal"].kind, v["head"].train.trainable, v["full"].train.trainable) == ("bn_recal", "head", "all")
+    assert len({exp.key() for exp in v.values()}) == 3
