@@ -19,6 +19,7 @@ from .transforms import denormalize
 
 sns.set_theme(style="whitegrid", context="notebook")
 pd.set_option("display.max_colwidth", None)  # table labels are sentences: never cut them
+plt.rcParams["axes.formatter.useoffset"] = False  # plain tick labels, never "1e-6+6.93e-1"
 LEGEND_BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1), "frameon": False}
 
 

@@ -102,19 +102,22 @@ sigma, sigma_se = float(proportions.mean()), float(proportions.std(ddof=1) / np.
 r = resolution_ratio(sigma, image_test_size(k_train), k_train)
 k_test, k_image_test = recommended_test_resolution(k_train, sigma)
 fig = plot_histogram(proportions, "crop side / longer image side", "σ")
-pd.Series({"σ (this data)": round(sigma, 4), "σ standard error": round(sigma_se, 4), "σ (the seed)": seed_results.SIGMA.value,
-           "r at k_train = 64": round(r, 4), "r (the seed)": seed_results.R.value,
-           "k_test at k_train = 64": k_test, "k_image_test at k_train = 64": k_image_test}).to_frame("value")
+pd.Series({"σ (this data)": f"{sigma:.4f}", "σ standard error": f"{sigma_se:.4f}",
+           "σ (the seed)": f"{seed_results.SIGMA.value}", "r at k_train = 64": f"{r:.4f}",
+           "r (the seed)": f"{seed_results.R.value}", "k_test at k_train = 64": f"{k_test} px",
+           "k_image_test at k_train = 64": f"{k_image_test} px"}).to_frame("value")
 
 # %% [markdown]
 # ## Explore: crop proportion and apparent object size
 # In JupyterLab the sliders redraw; the report shows a static sweep of the same picture, for the smallest,
-# middle and largest crop, with the test view at the recommended resolution.
+# middle and largest crop, with the test view at the recommended resolution, on the example image with the
+# least blank background.
 
 # %%
 show_explorer(crop_explorer, cache, k_train)
+shown = int(examples[np.argmin([(cache.images[i] > 240).mean() for i in examples])])
 for p in (0.2, 0.45, 0.7):
-    show_jpeg(draw_crop(cache, int(examples[0]), p, k_train, k_test))
+    show_jpeg(draw_crop(cache, shown, p, k_train, k_test))
 
 # %% [markdown]
 # ## What this shows

@@ -97,7 +97,7 @@ table = pd.DataFrame([{"id": sid, "model": FIXRES_STEPS[sid], "k_test": row["k_t
                        "95 % interval": "{:.1f}–{:.1f} %".format(*(100 * v for v in accuracy_interval(row["accuracy"], row["n"]))),
                        "loss": row["loss"], "extra CPU s": finetuned[sid]["train_seconds"] if sid in finetuned else 0.0}
                       for sid, row in evaluated.items()]).set_index("id")
-display(table.round({"accuracy %": 2, "loss": 4, "extra CPU s": 1}))
+display(table.set_index("model").round({"accuracy %": 2, "loss": 4, "extra CPU s": 1}))
 
 # %% [markdown]
 # ## What this shows

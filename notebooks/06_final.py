@@ -70,7 +70,7 @@ for sid, (checkpoint, pre) in steps.items():
 final = pd.DataFrame([{"model": r["label"], "test res (px)": r["k_test"], "loss": r["loss"],
                        "accuracy %": 100 * r["accuracy"],
                        "95 % interval": "{:.1f}–{:.1f} %".format(*(100 * v for v in accuracy_interval(r["accuracy"], r["n"]))),
-                       "extra CPU s": r["extra_seconds"]} for r in rows.values()])
+                       "extra CPU s": r["extra_seconds"]} for r in rows.values()]).set_index("model")
 display(final.round({"loss": 4, "accuracy %": 2, "extra CPU s": 1}))
 
 # %% [markdown]
@@ -86,7 +86,7 @@ side = pd.DataFrame({
     "seed loss": [r.loss for r in seed_rows], "seed acc %": [100 * r.accuracy for r in seed_rows],
     "this run loss": [no_ft["loss"], full_ft["loss"]],
     "this run acc %": [100 * no_ft["accuracy"], 100 * full_ft["accuracy"]]},
-    index=[r.name for r in seed_rows]).round(2)
+    index=[r.name for r in seed_rows]).round({"seed loss": 4, "this run loss": 4, "this run acc %": 2})
 display(side)
 
 # %% [markdown]
