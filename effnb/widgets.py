@@ -54,13 +54,13 @@ def draw_crop(cache: ImageCache, index: int, proportion: float, k_train: int = 6
     return fig
 
 
-def crop_explorer(cache: ImageCache, k_train: int = 64) -> widgets.Widget:
+def crop_explorer(cache: ImageCache, k_train: int = 64, index: int = 0, k_test: int | None = None) -> widgets.Widget:
     """Sliders for the image, the crop proportion and the test resolution: see the apparent object size change."""
     def show(index: int, proportion: float, k_test: int) -> None:
         show_jpeg(draw_crop(cache, index, proportion, k_train, k_test))
-    return widgets.interactive(show, index=widgets.IntSlider(0, 0, len(cache) - 1),
+    return widgets.interactive(show, index=widgets.IntSlider(index, 0, len(cache) - 1),
                                proportion=widgets.FloatSlider(0.45, min=0.2, max=0.7, step=0.05),
-                               k_test=widgets.IntSlider(k_train, k_train // 2, 4 * k_train, step=8))
+                               k_test=widgets.IntSlider(k_test or k_train, k_train // 2, 4 * k_train, step=2))
 
 
 def scaling_explorer(spec: NetSpec) -> widgets.Widget:

@@ -114,8 +114,8 @@ pd.Series({"σ (this data)": f"{sigma:.4f}", "σ standard error": f"{sigma_se:.4
 # least blank background.
 
 # %%
-show_explorer(crop_explorer, cache, k_train)
 shown = int(examples[np.argmin([(cache.images[i] > 240).mean() for i in examples])])
+show_explorer(crop_explorer, cache, k_train, index=shown, k_test=k_test)
 for p in (0.2, 0.45, 0.7):
     show_jpeg(draw_crop(cache, shown, p, k_train, k_test))
 
