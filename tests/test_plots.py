@@ -1,0 +1,45 @@
+"""Figures a reader can read: integer epochs, accuracies in %, plain FLOPs labels, no one-cell size plot."""
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+from effnb.plots import plot_accuracy_vs_flops, plot_learning_curves, plot_sizes, size_summary
+
+matplotlib.use("Agg")
+
+
+def result(name: str, accuracies: list[float]) -> dict:
+    return {"name": name, "history": [{"epoch": e, "train_loss": 0.7 - 0.1 * e, "val_acc": a}
+                                      for e, a in enumerate(accuracies, 1)]}
+
+
+def test_learning_curves_use_whole_epochs_and_percent():
+    fig = plot_learning_curves([result("A", [0.61, 0.64, 0.655]), result("B", [0.6, 0.62, 0.63])])
+    loss_ax, acc_ax = fig.axes[:2]
+    shown = [t for t in loss_ax.get_xticks() if loss_ax.get_xlim()[0] <= t <= loss_ax.get_xlim()[1]]
+    assert shown and all(float(t).is_integer() for t in shown)
+    assert acc_ax.get_ylabel() == "held-out accuracy (%)" and 50 <= acc_ax.get_ylim()[0] < acc_ax.get_ylim()[1] <= 70
+    assert acc_ax.get_legend() is not None and loss_ax.get_legend() is None  # one legend, beside the axes
+    matplotlib.pyplot.close(fig)
+
+
+def test_accuracy_vs_flops_labels_the_log_axis_in_plain_numbers():
+    df = pd.DataFrame({"phi": [0, 1, 2], "MFLOPs (2/MAC)": [18.65, 29.04, 57.64], "test acc %": [63.0, 65.25, 65.35]})
+    fig = plot_accuracy_vs_flops(df, label="phi")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["19", "29", "58"]
+    matplotlib.pyplot.close(fig)
+
+
+def test_one_image_size_is_said_not_plotted():
+    same = np.array([[200, 200]] * 5)
+    assert plot_sizes(same) is None
+    assert size_summary(same) == "All 5 cached images are 200×200 pixels (height × width), so no size plot is needed."
+    mixed = np.array([[200, 150], [150, 200], [200, 200]])
+    fig = plot_sizes(mixed)
+    assert fig is not None and "3 sizes" in size_summary(mixed)
+    matplotlib.pyplot.close(fig)
