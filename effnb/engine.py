@@ -233,13 +233,18 @@ def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu",
     return torch.cat(logits), torch.cat(labels)
 
 
+def score(logits: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Cross-entropy loss, accuracy and number of images of ``logits`` against the true ``labels``."""
+    return {"loss": F.cross_entropy(logits, labels).item(), "accuracy": (logits.argmax(1) == labels).float().mean().item(),
+            "n": len(labels)}
+
+
 def evaluate(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", progress: bool = True) -> dict:
     """Cross-entropy loss and accuracy of ``model`` on ``feed``, with images/s."""
     start = time.perf_counter()
     logits, labels = predict(model, feed, device, progress)
     seconds = time.perf_counter() - start
-    return {"loss": F.cross_entropy(logits, labels).item(), "accuracy": (logits.argmax(1) == labels).float().mean().item(),
-            "n": len(labels), "k_test": feed.size,
+    return {**score(logits, labels), "k_test": feed.size,
             "k_image_test": feed.k_image_test or image_test_size(feed.size), "img_per_s": len(labels) / seconds}
 
 

@@ -3,6 +3,7 @@ beside the axes, integer epochs."""
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -11,6 +12,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 from IPython.display import Image, display
+from matplotlib.colors import ListedColormap
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
 
 from .flops import scaling_table
@@ -153,3 +155,41 @@ def scaling_frame(spec: NetSpec, alpha: float, beta: float, gamma: float, phi: i
     df = pd.DataFrame(scaling_table(spec, alpha, beta, gamma, range(phi + 1)))
     df["MFLOPs (2/MAC)"] = df.pop("flops") / 1e6
     return df.set_index("phi").round(3)
+
+
+def plot_prediction_grid(correct: pd.DataFrame) -> plt.Figure:
+    """Every model (rows) against every image (columns), mistakes in black (seed 001's predictions grid): the
+    images in split order, then sorted by how many models get them wrong (hardest first)."""
+    by_difficulty = correct.loc[:, (~correct).sum(axis=0).sort_values(ascending=False, kind="stable").index]
+    cmap = ListedColormap(["black", "white"])
+    fig, axes = plt.subplots(2, 1, figsize=(12, 1.2 + 0.55 * len(correct)), squeeze=False)
+    for ax, grid, title in [(axes[0, 0], correct, "images in split order"),
+                            (axes[1, 0], by_difficulty, "images sorted by how many models get them wrong")]:
+        ax.imshow(grid.to_numpy(dtype=float), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="antialiased")
+        ax.set_yticks(range(len(grid)), [textwrap.fill(str(m), 40) for m in grid.index], fontsize=8)
+        ax.set_xlabel(f"{grid.shape[1]} images")
+        ax.set_xticks([])
+        ax.grid(False)
+        ax.set_title(f"{title} (black: mistake)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_hardest_images(images: torch.Tensor, hardest: pd.DataFrame, models: Sequence[str]) -> plt.Figure:
+    """The hardest images (normalised, as the models see them) over a heatmap of each model's probability of
+    their true class; ``hardest`` has a ``true class`` column and one column per model."""
+    n = len(images)
+    fig = plt.figure(figsize=(max(8.0, 1.1 * n + 3), 1.6 + 0.32 * len(models) + 1.2))
+    grid = fig.add_gridspec(2, n, height_ratios=[1.25, 0.32 * len(models)], hspace=0.1, wspace=0.05)
+    for i, (img, true) in enumerate(zip(denormalize(images), hardest["true class"])):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(img.permute(1, 2, 0).cpu().numpy())
+        ax.set_title(f"true: {true}", fontsize=8)
+        ax.axis("off")
+    ax = fig.add_subplot(grid[1, :])
+    probs = hardest[list(models)].T
+    sns.heatmap(probs, vmin=0, vmax=1, cmap="RdYlGn", annot=True, fmt=".2f", cbar=False, ax=ax, annot_kws={"size": 7})
+    ax.set_yticklabels([textwrap.fill(str(m), 40) for m in models], rotation=0, fontsize=8)
+    ax.set_xticks([])
+    ax.set_xlabel("probability of the true class (below 0.5: wrong)")
+    return fig

@@ -38,9 +38,9 @@ import torch
 from IPython.display import Markdown, display
 
 from effnb import seed_results
-from effnb.checkpoint import load_checkpoint
-from effnb.engine import Feed, evaluate, predict
-from effnb.plots import show_images
+from effnb.analysis import describe_hardest, image_statistics, predict_models
+from effnb.engine import Feed
+from effnb.plots import plot_hardest_images, plot_prediction_grid, show_images, show_jpeg
 from effnb.stats import accuracy_interval, format_accuracy
 from effnb.study import FIXRES_STEPS, open_study
 from effnb.widgets import prediction_browser, show_explorer
@@ -59,14 +59,10 @@ preprocessing = {"k_test": ft["k_test"], "k_image_test": ft["k_image_test"]}  # 
 steps = {"trained": (scaling["checkpoint"], {"k_test": k_train, "k_image_test": None}),
          "larger_test": (scaling["checkpoint"], preprocessing)} | \
         {vid: (v["checkpoint"], preprocessing) for vid, v in ft["variants"].items()}
-rows = {}
-for sid, (checkpoint, pre) in steps.items():
-    model, meta = load_checkpoint(checkpoint)
-    m = evaluate(model, Feed(study.cache, test2, pre["k_test"], "eval", k_image_test=pre["k_image_test"],
-                             batch_size=100), study.device)
-    rows[sid] = {"id": sid, "label": FIXRES_STEPS[sid], "checkpoint": checkpoint, "k_test": m["k_test"],
-                 "k_image_test": m["k_image_test"], "loss": m["loss"], "accuracy": m["accuracy"], "n": m["n"],
-                 "extra_seconds": ft["variants"][sid]["train_seconds"] if sid in ft["variants"] else 0.0}
+test2_predictions = predict_models(steps, study.cache, test2, study.device)  # kept for the errors and the analysis
+rows = {r["id"]: {**r, "label": FIXRES_STEPS[r["id"]],
+                  "extra_seconds": ft["variants"][r["id"]]["train_seconds"] if r["id"] in ft["variants"] else 0.0}
+        for r in test2_predictions.rows}
 final = pd.DataFrame([{"model": r["label"], "test res (px)": r["k_test"], "loss": r["loss"],
                        "accuracy %": 100 * r["accuracy"],
                        "95 % interval": "{:.1f}–{:.1f} %".format(*(100 * v for v in accuracy_interval(r["accuracy"], r["n"]))),
@@ -94,17 +90,14 @@ display(side)
 # The whole network fine-tuned at the FixRes resolution: its most confident mistakes on `test2`.
 
 # %%
-model, meta = load_checkpoint(full_ft["checkpoint"])
-feed = Feed(study.cache, test2, preprocessing["k_test"], "eval", k_image_test=preprocessing["k_image_test"],
-            batch_size=100)
-logits, labels = predict(model, feed, study.device)
-probs = logits.softmax(1)
+classes = test2_predictions.classes
+probs, labels = torch.from_numpy(test2_predictions.probs["full"]), torch.from_numpy(test2_predictions.labels)
 wrong = (probs.argmax(1) != labels).nonzero().flatten()
 confident = wrong[probs[wrong].max(1).values.argsort(descending=True)][:16]
 if len(confident):
     images = torch.cat([x for x, _ in Feed(study.cache, test2[confident.numpy()], preprocessing["k_test"], "eval",
                                            k_image_test=preprocessing["k_image_test"]).batches()])
-    titles = [f"{meta['classes'][labels[i]]} → {meta['classes'][probs[i].argmax()]} ({probs[i].max():.2f})"
+    titles = [f"{classes[labels[i]]} → {classes[probs[i].argmax()]} ({probs[i].max():.2f})"
               for i in confident]
     show_images(images, titles, ncols=8, title="the most confident errors on test2 (true → predicted, probability)")
 else:
@@ -118,7 +111,34 @@ else:
 browse_idx = test2[:256]
 browse_images = torch.cat([x for x, _ in Feed(study.cache, browse_idx, preprocessing["k_test"], "eval",
                                               k_image_test=preprocessing["k_image_test"]).batches()])
-show_explorer(prediction_browser, browse_images, labels[:256], probs[:256], meta["classes"])
+show_explorer(prediction_browser, browse_images, labels[:256], probs[:256], classes)
+
+# %% [markdown]
+# ## Predictions analysis: which images every model gets wrong
+# Seed 001 (§6.3) drew every model against every validation image, mistakes in black: images that many
+# models get wrong show up as lines. Here the rows are the five steps above (their `test2` predictions are
+# reused, not computed again) and the three baselines of notebook 02 at their own 64 px; the columns are the
+# `test2` images, first in split order, then sorted by how many models get them wrong.
+
+# %%
+baselines = study.stage("baselines")["results"]
+everyone = (test2_predictions | predict_models({f"baseline {n}": (r["checkpoint"], None) for n, r in baselines.items()},
+                                               study.cache, test2, study.device)).renamed(FIXRES_STEPS)
+fig = plot_prediction_grid(everyone.correct())
+analysis = everyone.summary()
+print(f"{analysis['all_wrong']} of {analysis['images']} test2 images are misclassified by every one of the "
+      f"{len(everyone.models)} models; {analysis['any_wrong']} by at least one.")
+
+# %% [markdown]
+# The hardest images as the fine-tuned model sees them, hardest first, with each model's probability of the
+# true class (below 0.5 is a mistake):
+
+# %%
+hardest = everyone.hardest(12)
+hard_images = torch.cat([x for x, _ in Feed(study.cache, hardest["index"].to_numpy(), preprocessing["k_test"], "eval",
+                                            k_image_test=preprocessing["k_image_test"]).batches()])
+show_jpeg(plot_hardest_images(hard_images, hardest, everyone.models))
+display(Markdown(describe_hardest(everyone, image_statistics(study.cache, test2))))
 
 # %% [markdown]
 # ## What this shows
@@ -127,12 +147,14 @@ show_explorer(prediction_browser, browse_images, labels[:256], probs[:256], meta
 gain = 100 * (full_ft["accuracy"] - no_ft["accuracy"])
 free = 100 * (rows["larger_test"]["accuracy"] - no_ft["accuracy"])
 study.conclude("final", {"test2_images": len(test2), "rows": list(rows.values()),
-                         "seed": side.reset_index().to_dict(orient="records")}, [
+                         "seed": side.reset_index().to_dict(orient="records"),
+                         "analysis": analysis | {"hardest": hardest["index"].tolist()}}, [
     f"On {len(test2):,} `test2` images, the model trained at {k_train} px reaches {format_accuracy(no_ft['accuracy'], no_ft['n'])}; "
     f"fine-tuned as the author's published code does and tested at {preprocessing['k_test']} px, {format_accuracy(full_ft['accuracy'], full_ft['n'])} "
     f"({gain:+.2f} points; the seed: {100 * seed_results.FINE_TUNING_GAIN:+.2f}).",
     f"Testing at the FixRes resolution without any fine-tuning accounts for {free:+.2f} points of that; BN "
     f"recalibration alone gives {format_accuracy(rows['bn_recal']['accuracy'], rows['bn_recal']['n'])} for "
     f"{rows['bn_recal']['extra_seconds']:.0f} s of CPU.",
-    f"The fine-tuned model makes {len(wrong):,} errors on `test2`.",
+    f"The fine-tuned model makes {len(wrong):,} errors on `test2`; {analysis['all_wrong']:,} images are misclassified "
+    f"by all {len(everyone.models)} models (the {len(baselines)} baselines included).",
 ])

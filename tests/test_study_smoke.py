@@ -50,6 +50,11 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
     assert len(final["rows"]) == 5 and final["findings"]
     for row in final["rows"]:
         assert 0.0 <= row["accuracy"] <= 1.0 and row["loss"] > 0 and row["n"] == final["test2_images"]
+    analysis = final["analysis"]  # the predictions grid: 5 FixRes steps and 3 baselines against every test2 image
+    assert len(analysis["models"]) == 8 and analysis["images"] == final["test2_images"]
+    assert 0 <= analysis["all_wrong"] <= analysis["any_wrong"] <= analysis["images"]
+    assert len(analysis["hardest"]) == min(12, analysis["images"])
+    assert "Across the 8 models" in (reports / "06_final.html").read_text()
     published = json.loads((reports / "models" / "final.json").read_text())
     assert all((reports / row["published_checkpoint"]).is_file() and "checkpoint" not in row
                for row in published["rows"])
