@@ -4,9 +4,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
+
+DEBUG_ENV = "EFFNB_DEBUG"
 
 
 def positive_int(text: str) -> int:
@@ -31,12 +35,13 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .atomic import json_safe
     from .evaluation import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.k_test, device=args.device,
                                  progress=not args.json)
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(json_safe(result), allow_nan=False))
     else:
         print(f"accuracy {100 * result['accuracy']:.2f} %  loss {result['loss']:.4f}  images {result['images']}  "
               f"skipped {result['skipped']}  at {result['k_test']} px (image {result['k_image_test']} px)")
@@ -125,12 +130,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .scaling import scale
     from .study import prepare_study
 
+    device = pick_device(args.device)  # refused before the images are decoded when unknown or unavailable
     config = json.loads(Path(args.config).read_text()) if args.config else {}
     pick = lambda name: config.get(name, getattr(args, name))  # noqa: E731 - flags win over nothing, config over defaults
     study = prepare_study(pick("profile"), pick("data_dir"), pick("artifacts_dir"), pick("seed"))
     spec = scale(BASELINES[pick("baseline")], pick("alpha"), pick("beta"), pick("gamma"), pick("phi"))
     exp = study.final_experiment(spec) if pick("final") else study.selection_experiment(spec)
-    result = run_experiment(exp, study.cache, study.artifacts_dir, pick_device(args.device))
+    result = run_experiment(exp, study.cache, study.artifacts_dir, device)
     print(json.dumps({k: result[k] for k in ("name", "params", "flops", "train_seconds", "checkpoint")} |
                      {"eval": result.get("eval")}, indent=2))
     return 0
@@ -144,18 +150,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_export_split(args: argparse.Namespace) -> int:
+    from .data import check_empty_target, link_images
     from .study import prepare_study
 
+    check_empty_target(args.to)  # before the images are decoded
     study = prepare_study(args.profile, args.data_dir, args.artifacts_dir, args.seed)
-    root = study.root
-    out = Path(args.to)
-    for i in study.splits[args.split]:
-        rel = Path(study.cache.paths[i])
-        link = out / rel
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists():
-            link.symlink_to((root / rel).resolve())
-    print(f"{len(study.splits[args.split])} images of split {args.split!r} linked under {out}")
+    rel_paths = [study.cache.paths[i] for i in study.splits[args.split]]
+    target = link_images(study.root, rel_paths, args.to)
+    print(f"{len(rel_paths)} images of split {args.split!r} linked under {target}")
     return 0
 
 
@@ -223,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=40, help="timed steps per measurement")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("export-split", help="link one split's images into a class-per-folder directory")
+    p = sub.add_parser("export-split", help="link one split's images into a new (or empty) class-per-folder directory")
     data_args(p)
     p.add_argument("--split", default="test2", choices=["train", "test", "test2"])
     p.add_argument("--to", required=True)
@@ -231,22 +233,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: ``path: reason`` for system errors, else its first line of text."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        return f"{where}: {exc.strerror or exc}"
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import torch
+
+    from .atomic import FolderBusy
     from .checkpoint import CheckpointError
     from .data import DataError
     from .engine import TrainingDiverged
     from .runner import NotebookFailed
     from .study import StageMissing
 
-    try:
-        return args.func(args)
-    except (CheckpointError, DataError, TrainingDiverged, NotebookFailed, StageMissing, ValueError) as exc:
-        print(f"effnb {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"effnb {args.command}: interrupted; finished experiments and epochs are saved", file=sys.stderr)
-        return 130
+    prefix = f"effnb {args.command}"
+    known = (CheckpointError, DataError, TrainingDiverged, NotebookFailed, StageMissing, FolderBusy, ValueError, OSError)
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_, **__: print(f"{prefix}: warning: {message}", file=sys.stderr)
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            print(f"{prefix}: interrupted; finished experiments and epochs are saved", file=sys.stderr)
+            return 130
+        except (MemoryError, torch.cuda.OutOfMemoryError) as exc:
+            print(f"{prefix}: error: out of memory ({_one_line(exc)}): try a smaller resolution", file=sys.stderr)
+            return 2
+        except known as exc:
+            print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            print(f"{prefix}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                  f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

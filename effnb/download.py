@@ -13,6 +13,7 @@ from pathlib import Path
 
 from effnb.progress import tqdm
 
+from effnb.atomic import LOCK_FILE, ensure_dir, locked, remove_stale_temps, temp_path, write_text
 from effnb.data import DataError
 
 ARCHIVE_URL = (
@@ -59,31 +60,29 @@ def download_archive(
     sha256: str | None = None,
     progress: bool = True,
 ) -> Path:
-    """Download ``url`` into ``dest_dir`` (via a ``.part`` file), record its sha256 beside it, return the zip path.
+    """Download ``url`` into ``dest_dir`` (via a temporary file), record its sha256 beside it, return the zip path.
 
     The expected hash comes from ``sha256`` or ``$EFFNB_ARCHIVE_SHA256``; a mismatch deletes the download and
     raises :class:`DataError`. A zip whose recorded hash matches (or any recorded zip when no hash is expected)
     is reused.
     """
     expected = (sha256 or os.environ.get(SHA256_ENV) or "").lower() or None
-    dest = Path(dest_dir)
-    dest.mkdir(parents=True, exist_ok=True)
+    dest = ensure_dir(dest_dir, "download folder")
     zip_path = dest / Path(urllib.parse.urlparse(url).path).name
     recorded = _read_recorded_sha(zip_path)
     if recorded is not None and expected in (None, recorded):
         return zip_path
 
-    part = zip_path.with_name(zip_path.name + ".part")
+    remove_stale_temps(zip_path)
+    part = temp_path(zip_path)
     try:
         actual = _fetch(url, part, progress)
-    except BaseException:
+        if expected is not None and actual != expected:
+            raise DataError(f"sha256 mismatch for {url}: expected {expected}, got {actual}")
+        os.replace(part, zip_path)
+    finally:
         part.unlink(missing_ok=True)
-        raise
-    if expected is not None and actual != expected:
-        part.unlink()
-        raise DataError(f"sha256 mismatch for {url}: expected {expected}, got {actual}")
-    os.replace(part, zip_path)
-    zip_path.with_name(zip_path.name + ".sha256").write_text(f"{actual}  {zip_path.name}\n")
+    write_text(zip_path.with_name(zip_path.name + ".sha256"), f"{actual}  {zip_path.name}\n")
     return zip_path
 
 
@@ -122,7 +121,7 @@ def extract_pet_images(zip_path: str | os.PathLike, dest_dir: str | os.PathLike)
                     shutil.copyfileobj(src, out)
             kept += 1
     skipped = len(entries) - kept
-    marker.write_text(f"kept {kept}\nskipped_non_jfif {skipped}\n")
+    write_text(marker, f"kept {kept}\nskipped_non_jfif {skipped}\n")
     print(f"extracted {kept} images to {root} (skipped {skipped} non-JFIF files)")
     return root
 
@@ -130,8 +129,15 @@ def extract_pet_images(zip_path: str | os.PathLike, dest_dir: str | os.PathLike)
 def fetch_cats_vs_dogs(
     cache_dir: str | os.PathLike, url: str = ARCHIVE_URL, sha256: str | None = None
 ) -> Path:
-    """Download (if needed) and extract the archive into ``cache_dir``; return the ``PetImages`` root."""
-    root = Path(cache_dir).resolve() / "PetImages"
+    """Download (if needed) and extract the archive into ``cache_dir``; return the ``PetImages`` root.
+
+    A second run waits (under a lock on ``cache_dir``) for one that is downloading or extracting.
+    """
+    cache_dir = ensure_dir(Path(cache_dir).resolve(), "download folder")
+    root = cache_dir / "PetImages"
     if (root / EXTRACTED_MARKER).is_file():
         return root
-    return extract_pet_images(download_archive(cache_dir, url=url, sha256=sha256), cache_dir)
+    with locked(cache_dir / LOCK_FILE, f"waiting for another run that is downloading into {cache_dir}"):
+        if (root / EXTRACTED_MARKER).is_file():
+            return root
+        return extract_pet_images(download_archive(cache_dir, url=url, sha256=sha256), cache_dir)

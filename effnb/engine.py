@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -22,8 +23,26 @@ from .progress import tqdm
 from .transforms import eval_batch, image_test_size, train_batch
 
 
+MAX_RESOLUTION_FACTOR = 2  # resolutions up to twice the cache's image side; beyond, memory grows for no detail
+MIN_USEFUL_RESOLUTION = 16  # the networks downsample 8x: below this they see at most 2 x 2 positions
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def check_resolution(resolution: int, cache_side: int) -> None:
+    """Refuse a resolution that is not a positive integer or above ``MAX_RESOLUTION_FACTOR`` x the cache's side;
+    warn about a tiny one."""
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 1:
+        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+    limit = MAX_RESOLUTION_FACTOR * cache_side
+    if resolution > limit:
+        raise ValueError(f"resolution {resolution} px is above the limit of {limit} px "
+                         f"({MAX_RESOLUTION_FACTOR} x the side {cache_side} of the decoded images)")
+    if resolution < MIN_USEFUL_RESOLUTION:
+        warnings.warn(f"resolution {resolution} px is tiny (below {MIN_USEFUL_RESOLUTION} px the network sees at most "
+                      f"2 x 2 positions): expect accuracy near chance", stacklevel=1)
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,9 @@ class Feed:
     mode: Literal["train", "eval"] = "train"
     k_image_test: int | None = None
     batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        check_resolution(self.size, self.cache.side)
 
     def __len__(self) -> int:
         return len(self.indices)

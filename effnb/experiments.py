@@ -6,13 +6,17 @@ another label finds that folder and reads its result back.
 
 Each experiment folder holds ``progress.pt`` (written after every epoch: weights, optimizer, scheduler,
 history), ``model.pt`` (a usable checkpoint, see :mod:`effnb.checkpoint`) and ``result.json``, written
-last and atomically: its presence is what "finished" means.
+last and atomically: its presence is what "finished" means. A run holds the folder's lock while it trains;
+a damaged ``progress.pt`` or ``result.json`` is set aside (``*.damaged``) with a warning and the experiment
+runs again.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,7 +24,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .atomic import torch_save, write_json
+from .atomic import LOCK_FILE, ensure_dir, locked, torch_save, write_json
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ImageCache
 from .engine import Feed, TrainConfig, TrainState, evaluate, fit, recalibrate_bn
@@ -82,10 +86,47 @@ class Experiment:
         return Feed(cache, np.asarray(self.eval_indices), self.k_test, "eval", batch_size=100) if self.eval_indices else None
 
 
+def _set_aside(path: Path, why: str, what_next: str) -> None:
+    """Rename a damaged file to ``<name>.damaged`` (kept for inspection) and warn, naming it."""
+    os.replace(path, path.with_name(path.name + ".damaged"))
+    warnings.warn(f"{path} {why}: {what_next} (the damaged file is kept as {path.name}.damaged)", stacklevel=3)
+
+
 def read_result(exp: Experiment, artifacts_dir: str | Path) -> dict | None:
-    """The result of a finished experiment, or None."""
+    """The result of a finished experiment, or None (also when it is damaged or its checkpoint is gone)."""
     path = exp.folder(artifacts_dir) / "result.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+        checkpoint = Path(result["checkpoint"])
+    except (ValueError, KeyError, TypeError) as exc:
+        _set_aside(path, f"is damaged ({type(exc).__name__})", f"running experiment {exp.name!r} again")
+        return None
+    if not checkpoint.is_file():
+        _set_aside(path, f"names a checkpoint that is gone ({checkpoint})", f"running experiment {exp.name!r} again")
+        return None
+    return result
+
+
+def _load_progress(path: Path, exp: Experiment) -> tuple[TrainState, dict | None]:
+    """The training state and weights saved in ``path``; a fresh state (and no weights) when there is none.
+
+    A damaged progress file is set aside with a warning naming it, and the experiment starts from scratch.
+    """
+    if not path.is_file():
+        return TrainState(), None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        state, weights = saved["state"], saved["model"]
+        if not isinstance(state, TrainState):
+            raise TypeError(f"its state is a {type(state).__name__}")
+        build_model(exp.spec).load_state_dict(weights)  # the weights fit the experiment's network
+    except Exception as exc:  # torch raises many types for a damaged file
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        _set_aside(path, f"is damaged ({type(exc).__name__}: {detail})", f"restarting experiment {exp.name!r} from scratch")
+        return TrainState(), None
+    return state, weights
 
 
 def _start_model(exp: Experiment) -> torch.nn.Module:
@@ -100,26 +141,40 @@ def _start_model(exp: Experiment) -> torch.nn.Module:
 
 def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path,
                    device: torch.device | str = "cpu", progress: bool = True) -> dict:
-    """Run ``exp`` (or resume it, or read back its finished result) and return its result dict."""
+    """Run ``exp`` (or resume it, or read back its finished result) and return its result dict.
+
+    The experiment's folder is locked while it runs: another run of the same experiment waits for it,
+    then reads its result back.
+    """
     folder = exp.folder(artifacts_dir)
     done = read_result(exp, artifacts_dir)
     if done is not None:
         if progress:
             print(f"[{exp.name}] finished earlier: read back from experiments/{folder.name}")
         return done
-    folder.mkdir(parents=True, exist_ok=True)
-    model = _start_model(exp)
+    ensure_dir(folder, "experiment folder")
+    with locked(folder / LOCK_FILE, f"[{exp.name}] waiting for another run that is training it in {folder}"):
+        done = read_result(exp, artifacts_dir)
+        if done is not None:
+            if progress:
+                print(f"[{exp.name}] finished by another run: read back from experiments/{folder.name}")
+            return done
+        _run(exp, cache, folder, device, progress)
+    return read_result(exp, artifacts_dir)  # the same JSON form as a result read back later
+
+
+def _run(exp: Experiment, cache: ImageCache, folder: Path, device: torch.device | str, progress: bool) -> None:
     feed, val = exp.train_feed(cache), exp.eval_feed(cache)
+    model = _start_model(exp)
     progress_path = folder / "progress.pt"
     state = TrainState()
     started = time.perf_counter()
     if exp.kind == "bn_recal":
         recalibrate_bn(model, feed, device, progress)
     else:
-        if progress_path.is_file():
-            saved = torch.load(progress_path, map_location="cpu", weights_only=False)
-            model.load_state_dict(saved["model"])
-            state = saved["state"]
+        state, weights = _load_progress(progress_path, exp)
+        if weights is not None:
+            model.load_state_dict(weights)
             if progress:
                 print(f"[{exp.name}] resuming after epoch {state.epoch}")
 
@@ -147,4 +202,3 @@ def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path
         result["eval"] = evaluate(model, val, device, progress)
     write_json(folder / "result.json", result)
     progress_path.unlink(missing_ok=True)
-    return read_result(exp, artifacts_dir)  # the same JSON form as a result read back later

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,11 +21,16 @@ from nbconvert import HTMLExporter
 from nbconvert.filters import markdown2html
 from nbconvert.preprocessors import TagRemovePreprocessor
 
+from .atomic import copy_file, ensure_dir, locked, write_json, write_text
+from .data import resolve_data_dir
+from .device import pick_device
+from .profiles import get_profile
 from .progress import BATCH_ENV
 from .stats import accuracy_interval
 from .study import NOTEBOOKS, read_stage
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+STUDY_LOCK = ".study.lock"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 PARAMETER_TAGS = {"parameters", "injected-parameters"}
 
@@ -70,8 +74,7 @@ def render_html(executed: Path, html_path: Path) -> Path:
                             exclude_input_prompt=True, exclude_output_prompt=True)
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=PARAMETER_TAGS), enabled=True)
     body, _ = exporter.from_notebook_node(notebook, resources={"effnb_run": run if seconds is not None else ""})
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(body, encoding="utf-8")
+    write_text(html_path, body)
     return html_path
 
 
@@ -97,15 +100,39 @@ def run_study(profile: str, data_dir: str | Path | None, artifacts_dir: str | Pa
     """Execute the six notebooks in order into ``artifacts_dir/executed`` and render them into ``reports_dir``.
 
     A failing notebook stops the study (its partly executed copy is still rendered, to read the error);
-    finished experiments are read back from ``artifacts_dir``, so running again resumes.
+    finished experiments are read back from ``artifacts_dir``, so running again resumes. Bad arguments (an
+    unknown notebook, profile, device or data folder) stop it before any notebook runs, and a second study
+    on the same ``artifacts_dir`` stops with :class:`effnb.atomic.FolderBusy` while this one runs.
     """
-    artifacts_dir, reports_dir = Path(artifacts_dir).resolve(), Path(reports_dir).resolve()
+    stems = select_notebooks(only)
+    get_profile(profile)
+    pick_device()
+    if data_dir:
+        resolve_data_dir(data_dir)
+    artifacts_dir = ensure_dir(Path(artifacts_dir).resolve(), "artifacts folder")
+    reports_dir = ensure_dir(Path(reports_dir).resolve(), "reports folder")
+    with locked(artifacts_dir / STUDY_LOCK, f"another effnb study is running on {artifacts_dir}: wait for it to "
+                f"finish, or give another --artifacts-dir", wait=False):
+        return _run_notebooks(stems, profile, data_dir, artifacts_dir, reports_dir, seed, Path(notebooks_dir))
+
+
+def select_notebooks(only: list[str] | None) -> list[str]:
+    """The notebooks to run, in order: all, or those named in ``only`` (``01_data`` or ``data``); unknown names
+    are an error."""
+    if not only:
+        return list(NOTEBOOKS.values())
+    unknown = [name for name in only if name not in NOTEBOOKS and name not in NOTEBOOKS.values()]
+    if unknown:
+        raise ValueError(f"unknown notebook(s) {unknown}: choose from {', '.join(NOTEBOOKS.values())}")
+    return [stem for stage, stem in NOTEBOOKS.items() if stem in only or stage in only]
+
+
+def _run_notebooks(stems: list[str], profile: str, data_dir: str | Path | None, artifacts_dir: Path, reports_dir: Path,
+                   seed: int, notebooks_dir: Path) -> list[Path]:
     params = {"profile": profile, "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
               "artifacts_dir": str(artifacts_dir), "seed": seed}
     reports = []
-    for stem in NOTEBOOKS.values():
-        if only and stem not in only:
-            continue
+    for stem in stems:
         source = Path(notebooks_dir) / f"{stem}.ipynb"
         executed = artifacts_dir / "executed" / f"{stem}.ipynb"
         executed.parent.mkdir(parents=True, exist_ok=True)
@@ -140,9 +167,9 @@ def publish_final(artifacts_dir: Path, reports_dir: Path) -> Path | None:
     for row in final["rows"]:
         source = Path(row.pop("checkpoint"))
         target = models / f"{source.parent.name}.pt"
-        shutil.copyfile(source, target)
+        copy_file(source, target)
         row["published_checkpoint"] = str(target.relative_to(reports_dir))
-    (models / "final.json").write_text(json.dumps(final, indent=2))
+    write_json(models / "final.json", final)
     return models / "final.json"
 
 
@@ -188,5 +215,5 @@ def write_index(reports_dir: Path, artifacts_dir: Path) -> Path:
         stages=stages, run=run, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         final=final, final_table=final_table(final).to_html(index=False, border=0, classes="results") if final else None)
     path = reports_dir / "index.html"
-    path.write_text(page, encoding="utf-8")
+    write_text(path, page)
     return path

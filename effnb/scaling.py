@@ -13,6 +13,8 @@ from effnb.model import NetSpec, Scaling
 # The seed's six (alpha, beta, gamma) candidates, in its order (its published results: seed_results.GRID).
 SEED_GRID: list[tuple[float, float, float]] = [abg for abg, _ in seed_results.GRID]
 
+MAX_FLOPS_FACTOR = 2.0**10  # the largest FLOPs growth scale() accepts: phi 10 at the seed's constraint 2
+
 
 def round_half_up(x: float) -> int:
     """Nearest integer, halves rounded up (2.5 -> 3, unlike Python's ``round``)."""
@@ -32,11 +34,19 @@ def scale(spec: NetSpec, alpha: float, beta: float, gamma: float, phi: float) ->
     ``round(c * beta**phi)`` channels; the resolution becomes ``round(r * gamma**phi)``.
     Rounding is half up. The result records how it was made (``spec.scaling``) and says so in its name,
     e.g. ``C-a1.2-b1.05-g1.23-phi1``.
+    Non-finite values, and a FLOPs growth above ``MAX_FLOPS_FACTOR``, are refused.
     """
+    values = {"alpha": alpha, "beta": beta, "gamma": gamma, "phi": phi}
+    not_finite = [f"{k}={v}" for k, v in values.items() if not math.isfinite(v)]
+    if not_finite:
+        raise ValueError(f"{', '.join(not_finite)}: alpha, beta, gamma and phi must be finite numbers")
     if min(alpha, beta, gamma) < 1:
         raise ValueError(f"alpha, beta, gamma must be >= 1, got {(alpha, beta, gamma)}")
     if phi < 0:
         raise ValueError(f"phi must be >= 0, got {phi}")
+    if phi * math.log(constraint(alpha, beta, gamma)) > math.log(MAX_FLOPS_FACTOR):
+        raise ValueError(f"phi={phi:g} with alpha, beta, gamma = {alpha:g}, {beta:g}, {gamma:g} multiplies the FLOPs by "
+                         f"more than {MAX_FLOPS_FACTOR:.0f} (phi 10 at the seed's alpha*beta^2*gamma^2 = 2)")
     depth, width = alpha**phi, beta**phi
     first, *mid, last = spec.stages
     stages = [first]

@@ -19,7 +19,7 @@ import torch
 from IPython.display import Markdown, display
 
 from . import __version__
-from .atomic import write_json
+from .atomic import ensure_dir, write_json
 from .data import ImageCache, build_cache, make_splits, resolve_data_dir, subset
 from .device import pick_device
 from .engine import TrainConfig
@@ -62,7 +62,10 @@ def read_stage(artifacts_dir: str | Path, stage: str, required: bool = True) -> 
         if not required:
             return None
         raise StageMissing(f"{path} not found: run notebooks/{NOTEBOOKS[stage]}.ipynb first (same artifacts_dir)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise StageMissing(f"{path} is damaged ({exc}): run notebooks/{NOTEBOOKS[stage]}.ipynb again") from None
 
 
 @dataclass
@@ -79,7 +82,8 @@ class Study:
 
     @property
     def data_key(self) -> str:
-        return f"{self.cache.side}:{len(self.cache)}:{self.seed}"
+        """Identifies the decoded data (pixels, labels, classes): experiments on other data get other keys."""
+        return self.cache.fingerprint
 
     def stage(self, name: str) -> dict:
         """An earlier notebook's results (see :func:`read_stage`)."""
@@ -150,7 +154,7 @@ def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts
                   seed: int = 0) -> Study:
     """Find (or download) the data, decode it once into the cache (read back if built before), split it."""
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    artifacts_dir = Path(artifacts_dir)
+    artifacts_dir = ensure_dir(artifacts_dir, "artifacts folder")
     root = resolve_data_dir(data_dir, download_dir=artifacts_dir / "downloads")
     limit = profile.limit_per_class
     cache = build_cache(root, artifacts_dir / f"cache-{profile.cache_side}-{limit or 'all'}",

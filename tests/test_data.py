@@ -137,10 +137,13 @@ def test_index_errors(tmp_path: Path) -> None:
         data.index_images(tmp_path)
     _write(tmp_path / "Cat/a.txt", b"x")
     _write(tmp_path / "Dog/b.jpg", b"")
-    with pytest.raises(DataError, match="no images"):
+    with pytest.raises(DataError, match=r"\['Cat', 'Dog'\] .* no usable image files \(empty file: 1; not an image"):
         data.index_images(tmp_path)
     _write(tmp_path / "Cat/c.jpg", _image_bytes(40, 40, "RGB", "JPEG"))
-    with pytest.raises(DataError, match="at least 2 classes"):
+    with pytest.raises(DataError, match=r"\['Dog'\] .* no usable image files"):
+        data.index_images(tmp_path)
+    (tmp_path / "Dog/b.jpg").unlink()  # an empty folder is not a class
+    with pytest.raises(DataError, match="at least 2 class folders"):
         data.index_images(tmp_path)
 
 
