@@ -194,7 +194,8 @@ def index_images(root: str | os.PathLike) -> ImageIndex:
         if n_entries and class_dir.name not in found:
             unusable.append(class_dir.name)
     if unusable:
-        raise DataError(f"class folder(s) {unusable} in {root} hold no usable image files ({_skip_counts(skipped)})")
+        theirs = [s for s in skipped if s[0].relative_to(root).parts[0] in unusable]
+        raise DataError(f"class folder(s) {unusable} in {root} hold no usable image files ({_skip_counts(theirs)})")
     if len(found) < 2:
         raise DataError(f"need at least 2 class folders with images in {root}, found {sorted(found)}")
     classes = sorted(found)

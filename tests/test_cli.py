@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +110,143 @@ def test_a_checkpoint_rebuilds_the_scaled_network_and_says_how_it_was_scaled(tmp
     x = torch.randn(2, 3, spec.resolution, spec.resolution)
     with torch.no_grad():
         assert torch.equal(model(x), net.eval()(x))
+
+
+# --------------------------------------------------------------------------- bad input: one line, exit 2, early
+
+
+def one_line_error(capsys, *argv) -> str:
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (out, err)
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
+def test_checkpoint_that_is_a_folder_or_incomplete(checkpoint, lowercase_folder, capsys, tmp_path):
+    assert "is a folder, not a file" in one_line_error(capsys, "evaluate", "--checkpoint", str(tmp_path),
+                                                       "--data-dir", str(lowercase_folder))
+    data = torch.load(checkpoint, weights_only=True)
+    for part in ("spec", "preprocessing", "classes"):
+        broken = {k: v for k, v in data.items() if k != part}
+        torch.save(broken, tmp_path / f"no-{part}.pt")
+        line = one_line_error(capsys, "evaluate", "--checkpoint", str(tmp_path / f"no-{part}.pt"),
+                              "--data-dir", str(lowercase_folder))
+        assert f"incomplete effnb checkpoint: missing or malformed {part}" in line
+    torch.save(data | {"preprocessing": {**data["preprocessing"], "cache_side": "big"}}, tmp_path / "odd.pt")
+    assert "preprocessing.cache_side" in one_line_error(capsys, "evaluate", "--checkpoint", str(tmp_path / "odd.pt"),
+                                                        "--data-dir", str(lowercase_folder))
+
+
+def test_nan_weights_still_give_valid_json_with_a_warning(checkpoint, lowercase_folder, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EFFNB_CACHE_DIR", str(tmp_path / "cache"))
+    data = torch.load(checkpoint, weights_only=True)
+    data["state_dict"] = {k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in data["state_dict"].items()}
+    torch.save(data, tmp_path / "nan.pt")
+    code, out, err = run(capsys, "evaluate", "--checkpoint", str(tmp_path / "nan.pt"), "--data-dir",
+                         str(lowercase_folder), "--json")
+    assert code == 0
+    assert json.loads(out)["loss"] is None
+    assert "effnb evaluate: warning: checkpoint" in err and "NaN or infinite weights" in err
+
+
+@pytest.mark.parametrize("device, message", [("tpu", "unknown device 'tpu'"), ("meta", "unsupported device"),
+                                             ("cuda:99", "cuda:99' was forced but")])
+def test_unknown_or_unavailable_device_is_refused_before_decoding(device, message, checkpoint, lowercase_folder,
+                                                                   capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EFFNB_CACHE_DIR", str(tmp_path / "cache"))
+    assert message in one_line_error(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir",
+                                     str(lowercase_folder), "--device", device)
+    assert message in one_line_error(capsys, "train", "--profile", "smoke", "--data-dir", str(lowercase_folder),
+                                     "--artifacts-dir", str(tmp_path / "artifacts"), "--device", device)
+    monkeypatch.setenv("EFFNB_DEVICE", device)
+    assert message in one_line_error(capsys, "study", "--profile", "smoke", "--data-dir", str(lowercase_folder),
+                                     "--artifacts-dir", str(tmp_path / "artifacts"),
+                                     "--reports-dir", str(tmp_path / "reports"))
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "artifacts").exists()
+
+
+def test_resolution_bounded_before_decoding_and_tiny_ones_warn(checkpoint, lowercase_folder, capsys, tmp_path,
+                                                               monkeypatch):
+    monkeypatch.setenv("EFFNB_CACHE_DIR", str(tmp_path / "cache"))
+    line = one_line_error(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder),
+                          "--k-test", "100000")
+    assert "above the limit of 128 px" in line and not (tmp_path / "cache").exists()
+    code, out, err = run(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder),
+                         "--k-test", "1", "--json")
+    assert code == 0 and json.loads(out)["k_test"] == 1
+    assert "effnb evaluate: warning: resolution 1 px is tiny" in err
+
+
+def test_unwritable_places_are_one_line_errors(checkpoint, lowercase_folder, capsys, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("EFFNB_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    line = one_line_error(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder))
+    assert "cannot create evaluation cache folder" in line and "set $EFFNB_CACHE_DIR" in line
+    for command in ("train", "export-split"):
+        extra = ["--to", str(tmp_path / "out")] if command == "export-split" else []
+        line = one_line_error(capsys, command, "--profile", "smoke", "--data-dir", str(lowercase_folder),
+                              "--artifacts-dir", str(tmp_path / "file"), *extra)
+        assert "artifacts folder" in line and "is a file, not a folder" in line
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != read_only and real_access(path, mode))
+    line = one_line_error(capsys, "train", "--profile", "smoke", "--data-dir", str(lowercase_folder),
+                          "--artifacts-dir", str(read_only))
+    assert "is not writable" in line
+    line = one_line_error(capsys, "train", "--config", str(tmp_path / "missing.json"), "--data-dir",
+                          str(lowercase_folder), "--artifacts-dir", str(tmp_path / "a"))
+    assert "missing.json: No such file or directory" in line
+
+
+def test_export_split_refuses_a_non_empty_or_file_target(lowercase_folder, capsys, tmp_path):
+    common = ["export-split", "--profile", "smoke", "--data-dir", str(lowercase_folder), "--split", "test",
+              "--artifacts-dir", str(tmp_path / "artifacts")]
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "other.jpg").write_text("x")
+    (tmp_path / "file").write_text("x")
+    assert "is not empty" in one_line_error(capsys, *common, "--to", str(tmp_path / "full"))
+    assert "is a file" in one_line_error(capsys, *common, "--to", str(tmp_path / "file"))
+    assert not (tmp_path / "artifacts").exists()  # refused before any image was decoded
+    code, out, _ = run(capsys, *common, "--to", str(tmp_path / "split"))
+    assert code == 0 and "linked under" in out
+    linked = sorted(p.relative_to(tmp_path / "split").as_posix() for p in (tmp_path / "split").rglob("*.jpg"))
+    assert linked and all(p.split("/")[0] in ("cat", "DOG") for p in linked)
+    assert "is not empty" in one_line_error(capsys, *common, "--to", str(tmp_path / "split"))  # not twice
+
+
+def test_study_with_an_unknown_notebook_runs_nothing(capsys, tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "index.html").write_text("the earlier index")
+    line = one_line_error(capsys, "study", "--only", "01_data", "07_nope", "--artifacts-dir", str(tmp_path / "a"),
+                          "--reports-dir", str(reports))
+    assert "unknown notebook(s) ['07_nope']" in line
+    assert (reports / "index.html").read_text() == "the earlier index" and not (tmp_path / "a").exists()
+
+
+def test_a_second_study_on_the_same_artifacts_stops(capsys, tmp_path):
+    from effnb.atomic import locked
+    from effnb.runner import STUDY_LOCK
+
+    (tmp_path / "a").mkdir()
+    with locked(tmp_path / "a" / STUDY_LOCK, "held by this test"):
+        line = one_line_error(capsys, "study", "--only", "01_data", "--artifacts-dir", str(tmp_path / "a"),
+                              "--reports-dir", str(tmp_path / "r"))
+    assert "another effnb study is running on" in line
+
+
+def test_unexpected_errors_are_one_line_without_traceback(checkpoint, lowercase_folder, capsys, monkeypatch):
+    import effnb.evaluation
+
+    def broken(*args, **kwargs):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(effnb.evaluation, "evaluate_checkpoint", broken)
+    code, _, err = run(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder))
+    assert code == 1 and err.strip() == ("effnb evaluate: internal error: KeyError: 'surprise' "
+                                         "(set EFFNB_DEBUG=1 to see the traceback)")
+    monkeypatch.setenv("EFFNB_DEBUG", "1")
+    with pytest.raises(KeyError):
+        main(["evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -285,3 +286,203 @@ def test_index_shared_pet_images() -> None:
     assert len(index.paths) == 22_998 and index.skipped == []
     assert np.bincount(index.labels).tolist() == [11_499, 11_499]
     assert os.fspath(index.paths[0]).startswith(os.fspath(SHARED_PET_IMAGES))
+
+
+# --------------------------------------------------------------------------- what is not used is counted
+
+
+def test_nested_images_are_included_and_odd_entries_counted(tree: Path) -> None:
+    _write(tree / "Cat/2019/nested.jpg", _image_bytes(40, 40, "RGB", "JPEG"))
+    _write(tree / "Dog/.hidden.jpg", _image_bytes(40, 40, "RGB", "JPEG"))
+    _write(tree / "loose.jpg", _image_bytes(40, 40, "RGB", "JPEG"))
+    (tree / "Dog/broken.jpg").symlink_to(tree / "nowhere.jpg")
+    (tree / "Dog/linked_folder").symlink_to(tree / "Cat", target_is_directory=True)
+    index = data.index_images(tree)
+    rel = {p.relative_to(tree).as_posix(): label for p, label in zip(index.paths, index.labels)}
+    assert rel["Cat/2019/nested.jpg"] == 0  # labelled by its top-level class folder
+    reasons = {p.relative_to(tree).as_posix(): r for p, r in index.skipped}
+    assert reasons["Dog/.hidden.jpg"] == "hidden file"
+    assert reasons["loose.jpg"] == "not in a class folder"
+    assert reasons["Dog/broken.jpg"] == "broken link"
+    assert reasons["Dog/linked_folder"] == "link to a folder (not followed)"
+
+
+def test_unreadable_files_and_folders_are_skipped_not_fatal(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(tree / "Cat/locked/x.jpg", _image_bytes(40, 40, "RGB", "JPEG"))
+    denied = {tree / "Cat/a.jpg", tree / "Cat/locked"}
+    real_open, real_scandir = open, os.scandir
+
+    def guarded(opener):
+        def wrapper(path, *args, **kwargs):
+            if Path(path) in denied:
+                raise PermissionError(13, "Permission denied", str(path))
+            return opener(path, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(data, "open", guarded(real_open), raising=False)
+    monkeypatch.setattr(os, "scandir", guarded(real_scandir))  # what os.walk lists folders with
+    reasons = {p.relative_to(tree).as_posix(): r for p, r in data.index_images(tree).skipped}
+    assert reasons["Cat/a.jpg"] == "unreadable (Permission denied)"
+    assert reasons["Cat/locked"] == "unreadable folder (Permission denied)"
+    denied.add(tree / "Dog")  # a whole class unreadable: an error that names it
+    with pytest.raises(DataError, match=r"\['Dog'\] .* no usable image files \(unreadable folder: 1\)"):
+        data.index_images(tree)
+
+
+def test_a_class_of_undecodable_files_is_named(tmp_path: Path) -> None:
+    _write(tmp_path / "Cat/a.jpg", _image_bytes(40, 40, "RGB", "JPEG"))
+    _write(tmp_path / "Dog/bad.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(DataError, match=r"no decodable images of class\(es\) \['Dog'\].*undecodable: 1"):
+        data.build_cache(tmp_path, tmp_path / "cache", side=32, min_side=8)
+
+
+def _exif_rotated_jpeg(h: int, w: int) -> bytes:
+    """A JPEG stored as h x w whose EXIF orientation (6) says: display rotated 90 degrees, i.e. as w x h."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), COLOUR).save(buf, "JPEG", exif=exif)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("decoder", ["torchvision", "PIL"])
+def test_exif_orientation_is_applied(decoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "rotated.jpg"
+    path.write_bytes(_exif_rotated_jpeg(40, 80))
+    if decoder == "PIL":
+        def fail(*args, **kwargs):
+            raise RuntimeError("torchvision could not decode")
+        monkeypatch.setattr(data, "decode_image", fail)
+    assert tuple(data._decode(path).shape) == (3, 80, 40)
+
+
+# --------------------------------------------------------------------------- the cache is never stale
+
+
+def _rebuilt(tree: Path, cache_dir: Path, first: data.ImageCache) -> data.ImageCache:
+    second = data.build_cache(tree, cache_dir, side=48)
+    assert second.fingerprint != first.fingerprint
+    return second
+
+
+def test_cache_rebuilt_when_a_file_changes_in_place(tree: Path, tmp_path: Path) -> None:
+    first = data.build_cache(tree, tmp_path / "cache", side=48)
+    path = tree / "Cat/a.jpg"
+    stat = path.stat()
+    buf = io.BytesIO()
+    Image.new("RGB", (80, 60), (10, 220, 30)).save(buf, "JPEG")
+    path.write_bytes(buf.getvalue())
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # even 1 ns later, whatever the size
+    second = _rebuilt(tree, tmp_path / "cache", first)
+    i = second.paths.index("Cat/a.jpg")
+    assert np.abs(second.images[i, :, 10, 10].astype(int) - (10, 220, 30)).max() <= 8
+
+
+def test_cache_rebuilt_when_a_file_moves_to_another_class(tree: Path, tmp_path: Path) -> None:
+    first = data.build_cache(tree, tmp_path / "cache", side=48)
+    os.replace(tree / "Cat/a.jpg", tree / "Dog/a.jpg")
+    second = _rebuilt(tree, tmp_path / "cache", first)
+    assert second.labels[second.paths.index("Dog/a.jpg")] == second.classes.index("Dog")
+    assert "Cat/a.jpg" not in second.paths and len(second) == len(first)
+
+
+def test_cache_rebuilt_when_a_file_is_deleted_and_another_added(tree: Path, tmp_path: Path) -> None:
+    first = data.build_cache(tree, tmp_path / "cache", side=48)
+    (tree / "Dog/e.jpg").unlink()
+    _write(tree / "Dog/new.jpg", _image_bytes(*GOOD["Dog/e.jpg"]))  # same count, same bytes, another name
+    second = _rebuilt(tree, tmp_path / "cache", first)
+    assert "Dog/new.jpg" in second.paths and "Dog/e.jpg" not in second.paths
+
+
+def test_fingerprint_follows_content_not_timestamps(tree: Path, tmp_path: Path) -> None:
+    first = data.build_cache(tree, tmp_path / "cache", side=48)
+    for path in tree.rglob("*.jpg"):
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    second = data.build_cache(tree, tmp_path / "cache", side=48)  # rebuilt: the listing changed
+    assert second.fingerprint == first.fingerprint  # the pixels did not: experiments stay valid
+
+
+@pytest.mark.parametrize("damage", ["truncate images", "overwrite images", "garbage meta", "meta not an object",
+                                    "meta field missing", "images file gone"])
+def test_damaged_cache_is_rebuilt_with_a_warning(damage: str, tree: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    first = data.build_cache(tree, cache_dir, side=48)
+    images = Path(first.images.filename)
+    meta_path = cache_dir / data.META_FILE
+    del first
+    if damage == "truncate images":
+        os.truncate(images, images.stat().st_size // 2)
+    elif damage == "overwrite images":  # same size, new bytes: the modification time gives it away
+        with open(images, "r+b") as f:
+            f.write(b"\x00" * 100)
+    elif damage == "garbage meta":
+        meta_path.write_text('{"key": ')
+    elif damage == "meta not an object":
+        meta_path.write_text("[1, 2]")
+    elif damage == "meta field missing":
+        meta = json.loads(meta_path.read_text())
+        del meta["hw"]
+        meta_path.write_text(json.dumps(meta))
+    else:
+        images.unlink()
+    with pytest.raises(DataError, match="damaged image cache"):
+        data.load_cache(cache_dir)
+    with pytest.warns(UserWarning, match="damaged image cache.*rebuilding"):
+        second = data.build_cache(tree, cache_dir, side=48)
+    assert len(second) == len(GOOD)
+    assert sorted(p.name for p in cache_dir.glob("images*.u8")) == [Path(second.images.filename).name]
+
+
+def test_interrupted_build_leaves_no_temp_files(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    dead = cache_dir / ".images.u8.999999999.0123abcd.tmp"  # from a process killed mid-build
+    dead.write_bytes(b"partial")
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(data, "_load_resized", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            data.build_cache(tree, cache_dir, side=48)
+    assert not dead.exists()
+    assert sorted(p.name for p in cache_dir.iterdir()) == [".lock"]  # no temp file of its own either
+    data.build_cache(tree, cache_dir, side=48)
+    assert not list(cache_dir.glob("*.tmp"))
+
+
+def test_cache_files_get_the_usual_permissions(tree: Path, tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        cache = data.build_cache(tree, tmp_path / "cache", side=48)
+    finally:
+        os.umask(old)
+    for path in (Path(cache.images.filename), tmp_path / "cache" / data.META_FILE):
+        assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_cache_home_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(data.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.cache_home() == tmp_path / "xdg" / "effnb"
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "mine"))
+    assert data.cache_home() == tmp_path / "mine"
+
+
+# --------------------------------------------------------------------------- export targets
+
+
+def test_link_images_into_a_new_or_empty_folder_only(tree: Path, tmp_path: Path) -> None:
+    rel = ["Cat/a.jpg", "Dog/e.jpg"]
+    target = data.link_images(tree, rel, tmp_path / "new" / "split")
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*.jpg")) == rel
+    assert (target / "Cat/a.jpg").resolve() == (tree / "Cat/a.jpg").resolve()
+    (tmp_path / "empty").mkdir()
+    data.link_images(tree, rel, tmp_path / "empty")
+    with pytest.raises(DataError, match="not empty"):
+        data.link_images(tree, rel, target)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="is a file"):
+        data.link_images(tree, rel, tmp_path / "file")
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -129,3 +129,65 @@ def test_unknown_trainable_set_is_refused(small_cache):
     with pytest.raises(ValueError, match="trainable"):
         fit(build_model(SPEC), Feed(small_cache, np.arange(8), 32), TrainConfig(epochs=1, trainable="neck"),
             progress=False)
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a torch file", "truncated", "wrong weights"])
+def test_damaged_progress_restarts_the_experiment_with_a_warning(damage, small_cache, tmp_path, monkeypatch):
+    exp = tiny_experiment(small_cache, epochs=2)
+    straight = run_experiment(exp, small_cache, tmp_path / "a", progress=False)
+    real_fit = experiments.fit
+
+    def interrupted_fit(model, train, config, val, seed, device, state, on_epoch_end, progress):
+        def stop_after_one(model, state, opt, sched):
+            on_epoch_end(model, state, opt, sched)
+            raise KeyboardInterrupt
+        return real_fit(model, train, config, val, seed, device, state, stop_after_one, progress)
+
+    monkeypatch.setattr(experiments, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(exp, small_cache, tmp_path / "b", progress=False)
+    monkeypatch.setattr(experiments, "fit", real_fit)
+    progress_path = exp.folder(tmp_path / "b") / "progress.pt"
+    if damage == "truncated":
+        progress_path.write_bytes(progress_path.read_bytes()[:1000])
+    elif damage == "wrong weights":
+        saved = torch.load(progress_path, weights_only=False)
+        saved["model"] = {"classifier.weight": torch.zeros(1)}
+        torch.save(saved, progress_path)
+    else:
+        progress_path.write_bytes(damage)
+    with pytest.warns(UserWarning, match=f"{progress_path} is damaged .* restarting experiment 'tiny' from scratch"):
+        restarted = run_experiment(exp, small_cache, tmp_path / "b", progress=False)
+    assert [h["epoch"] for h in restarted["history"]] == [1, 2]
+    assert (progress_path.parent / "progress.pt.damaged").is_file() and not progress_path.exists()
+    a = torch.load(straight["checkpoint"], weights_only=True)["state_dict"]
+    b = torch.load(restarted["checkpoint"], weights_only=True)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("damage", ["garbage result", "checkpoint gone"])
+def test_damaged_result_runs_the_experiment_again(damage, small_cache, tmp_path):
+    exp = tiny_experiment(small_cache, epochs=1)
+    first = run_experiment(exp, small_cache, tmp_path, progress=False)
+    result_path = exp.folder(tmp_path) / "result.json"
+    if damage == "garbage result":
+        result_path.write_text('{"name": "tiny", ')
+    else:
+        (exp.folder(tmp_path) / "model.pt").unlink()
+    with pytest.warns(UserWarning, match=f"{result_path} .*running experiment 'tiny' again"):
+        again = run_experiment(exp, small_cache, tmp_path, progress=False)
+    assert again["history"][0]["train_loss"] == pytest.approx(first["history"][0]["train_loss"])
+    assert (exp.folder(tmp_path) / "model.pt").is_file()
+
+
+def test_resolution_is_bounded_by_the_cache_and_tiny_ones_warn(small_cache):
+    idx = np.arange(8)
+    Feed(small_cache, idx, 2 * small_cache.side)
+    with pytest.raises(ValueError, match=f"above the limit of {2 * small_cache.side} px"):
+        Feed(small_cache, idx, 2 * small_cache.side + 1)
+    for bad in (0, -4, 3.5, True):
+        with pytest.raises(ValueError, match="positive integer"):
+            Feed(small_cache, idx, bad)
+    with pytest.warns(UserWarning, match="resolution 1 px is tiny"):
+        Feed(small_cache, idx, 1)

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -73,6 +75,22 @@ BAD_ARGS = [(0.9, 1.1, 1.1, 1), (1.1, 0.9, 1.1, 1), (1.1, 1.1, 0.9, 1), (1.2, 1.
 def test_scale_rejects_bad_arguments(bad: tuple[float, float, float, float]) -> None:
     with pytest.raises(ValueError):
         scale(C, *bad)
+
+
+@pytest.mark.parametrize("bad", [(1.2, 1.05, 1.23, math.inf), (math.nan, 1.05, 1.23, 1), (1.2, math.inf, 1.23, 1),
+                                 (1.2, 1.05, -math.nan, 1), (1.2, 1.05, 1.23, -math.inf)])
+def test_scale_rejects_non_finite_numbers(bad: tuple[float, float, float, float]) -> None:
+    with pytest.raises(ValueError, match="must be finite numbers"):
+        scale(C, *bad)
+
+
+def test_scale_bounds_the_growth() -> None:
+    assert scale(C, 1.0, 1.0, 1.0, 1e6).resolution == C.resolution  # no growth at all: any phi
+    scale(C, 2 ** 0.5, 2 ** 0.25, 1.0, 9.99)  # FLOPs x 2**9.99: just under the limit
+    with pytest.raises(ValueError, match="multiplies the FLOPs by more than 1024"):
+        scale(C, 1.2, 1.05, 1.23, 11)
+    with pytest.raises(ValueError, match="more than 1024"):
+        scale(C, 2.0, 1.0, 1.0, 1e300)
 
 
 def test_seed_grid_satisfies_constraint() -> None:
