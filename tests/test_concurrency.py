@@ -39,16 +39,16 @@ WORKER = textwrap.dedent("""
         load = data._load_resized
         data._load_resized = lambda *args: hold("decoding") or load(*args)
     fit = experiments.fit
-    def announced_fit(*args):
+    def announced_fit(*args, **options):
         print("fit called", flush=True)
         if slow == "train":
             hold("training")
-        return fit(*args)
+        return fit(*args, **options)
     experiments.fit = announced_fit
     cache = data.build_cache(images, artifacts + "/cache", side=64, min_side=16)
     idx = tuple(range(len(cache)))
     spec = dataclasses.replace(BASELINES["C"], resolution=32)
-    exp = experiments.Experiment(name="tiny", spec=spec, train=TrainConfig(epochs=2), resolution=32,
+    exp = experiments.Experiment(name="tiny", spec=spec, train=TrainConfig(epochs=2),
                                  train_indices=idx, eval_indices=idx[:16], batch_size=16, data_key=cache.fingerprint)
     result = experiments.run_experiment(exp, cache, artifacts, progress=False)
     print("RESULT " + json.dumps({"fingerprint": cache.fingerprint, "checkpoint": result["checkpoint"],

@@ -137,11 +137,11 @@ def test_damaged_progress_restarts_the_experiment_with_a_warning(damage, small_c
     straight = run_experiment(exp, small_cache, tmp_path / "a", progress=False)
     real_fit = experiments.fit
 
-    def interrupted_fit(model, train, config, val, seed, device, state, on_epoch_end, progress):
+    def interrupted_fit(model, train, config, *, on_epoch_end, **options):
         def stop_after_one(model, state, opt, sched):
             on_epoch_end(model, state, opt, sched)
             raise KeyboardInterrupt
-        return real_fit(model, train, config, val, seed, device, state, stop_after_one, progress)
+        return real_fit(model, train, config, on_epoch_end=stop_after_one, **options)
 
     monkeypatch.setattr(experiments, "fit", interrupted_fit)
     with pytest.raises(KeyboardInterrupt):
@@ -183,7 +183,7 @@ def test_damaged_result_runs_the_experiment_again(damage, small_cache, tmp_path)
 
 def test_resolution_is_bounded_by_the_cache_and_tiny_ones_warn(small_cache):
     idx = np.arange(8)
-    Feed(small_cache, idx, 2 * small_cache.side)
+    Feed(small_cache, idx, 2 * small_cache.side, "eval")
     with pytest.raises(ValueError, match=f"above the limit of {2 * small_cache.side} px"):
         Feed(small_cache, idx, 2 * small_cache.side + 1)
     for bad in (0, -4, 3.5, True):
