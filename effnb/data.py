@@ -201,7 +201,7 @@ def index_images(root: str | os.PathLike) -> ImageIndex:
     classes = sorted(found)
     paths = [p for c in classes for p in sorted(found[c])]
     labels = [k for k, c in enumerate(classes) for _ in found[c]]
-    listing = hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+    listing = hashlib.sha256("\n".join(sorted(lines)).encode("utf-8", "surrogateescape")).hexdigest()
     return ImageIndex(paths=paths, labels=labels, classes=classes, skipped=skipped, listing=listing)
 
 
