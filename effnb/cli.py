@@ -34,14 +34,20 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def print_json(data, indent: int | None = None) -> None:
+    """Print ``data`` as strict JSON: NaN and infinities become null (see :func:`effnb.atomic.json_safe`)."""
     from .atomic import json_safe
+
+    print(json.dumps(json_safe(data), indent=indent, allow_nan=False))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.k_test, device=args.device,
                                  progress=not args.json)
     if args.json:
-        print(json.dumps(json_safe(result), allow_nan=False))
+        print_json(result)
     else:
         print(f"accuracy {100 * result['accuracy']:.2f} %  loss {result['loss']:.4f}  images {result['images']}  "
               f"skipped {result['skipped']}  at {result['k_test']} px (image {result['k_image_test']} px)")
@@ -82,11 +88,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 writer.writerow([pred.path, pred.label or "",
                                  "" if pred.probability is None else f"{pred.probability:.6f}", *probs, pred.error or ""])
     if args.json:
-        print(json.dumps(settings | {
+        print_json(settings | {
             "predicted": len(done), "failed": len(failed),
             "predictions": [{"path": p.path, "class": p.label, "probability": p.probability,
                              "probabilities": p.probabilities} for p in done],
-            "errors": [{"path": p.path, "error": p.error} for p in failed]}))
+            "errors": [{"path": p.path, "error": p.error} for p in failed]})
     if not done:
         print(f"effnb predict: error: no image could be predicted ({len(failed)} path(s) failed)", file=sys.stderr)
         return 1
@@ -107,7 +113,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ValueError("give --images PATH (real images to verify the export on) or set EFFNB_DATA_DIR")
     report = export_checkpoint(args.checkpoint, args.onnx, images, args.k_test, args.verify_images, args.repeats)
     if args.json:
-        print(json.dumps(report))
+        print_json(report)
         return 0
     check, k = report["verification"], report["k_test"]
     print(f"wrote {report['onnx']} ({report['bytes'] / 1e6:.2f} MB): input images [batch, 3, {k}, {k}], "
@@ -137,8 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = scale(BASELINES[pick("baseline")], pick("alpha"), pick("beta"), pick("gamma"), pick("phi"))
     exp = study.final_experiment(spec) if pick("final") else study.selection_experiment(spec)
     result = run_experiment(exp, study.cache, study.artifacts_dir, device)
-    print(json.dumps({k: result[k] for k in ("name", "params", "flops", "train_seconds", "checkpoint")} |
-                     {"eval": result.get("eval")}, indent=2))
+    print_json({k: result[k] for k in ("name", "params", "flops", "train_seconds", "checkpoint")} |
+               {"eval": result.get("eval")}, indent=2)
     return 0
 
 
