@@ -44,31 +44,39 @@ def test_same_seed_same_history(small_cache):
     assert histories[0] == histories[1]
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(small_cache, tmp_path, monkeypatch):
-    exp = tiny_experiment(small_cache, epochs=3)
-    straight = run_experiment(exp, small_cache, tmp_path / "a", progress=False)
-
+def interrupt_after(epoch: int, exp: Experiment, cache, artifacts, monkeypatch) -> None:
+    """Run ``exp`` and stop it, as Ctrl-C would, right after epoch ``epoch`` is saved."""
     real_fit = experiments.fit
 
     def interrupted_fit(model, train, config, *, on_epoch_end, **options):
-        def stop_after_two(model, state, opt, sched):
+        def stop(model, state, opt, sched):
             on_epoch_end(model, state, opt, sched)
-            if state.epoch == 2:
+            if state.epoch == epoch:
                 raise KeyboardInterrupt
-        return real_fit(model, train, config, on_epoch_end=stop_after_two, **options)
+        return real_fit(model, train, config, on_epoch_end=stop, **options)
 
-    monkeypatch.setattr(experiments, "fit", interrupted_fit)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(exp, small_cache, tmp_path / "b", progress=False)
-    assert not (exp.folder(tmp_path / "b") / "result.json").exists()
-    assert (exp.folder(tmp_path / "b") / "progress.pt").exists()
-    monkeypatch.setattr(experiments, "fit", real_fit)
-    resumed = run_experiment(exp, small_cache, tmp_path / "b", progress=False)
-    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
-    a = torch.load(straight["checkpoint"], weights_only=True)["state_dict"]
-    b = torch.load(resumed["checkpoint"], weights_only=True)["state_dict"]
+    with monkeypatch.context() as m:
+        m.setattr(experiments, "fit", interrupted_fit)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(exp, cache, artifacts, progress=False)
+
+
+def assert_same_weights(checkpoint_a: str, checkpoint_b: str) -> None:
+    a = torch.load(checkpoint_a, weights_only=True)["state_dict"]
+    b = torch.load(checkpoint_b, weights_only=True)["state_dict"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(small_cache, tmp_path, monkeypatch):
+    exp = tiny_experiment(small_cache, epochs=3)
+    straight = run_experiment(exp, small_cache, tmp_path / "a", progress=False)
+    interrupt_after(2, exp, small_cache, tmp_path / "b", monkeypatch)
+    assert not (exp.folder(tmp_path / "b") / "result.json").exists()
+    assert (exp.folder(tmp_path / "b") / "progress.pt").exists()
+    resumed = run_experiment(exp, small_cache, tmp_path / "b", progress=False)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert_same_weights(straight["checkpoint"], resumed["checkpoint"])
 
 
 def test_finished_experiment_is_read_back_not_retrained(small_cache, tmp_path, monkeypatch):
@@ -135,18 +143,7 @@ def test_unknown_trainable_set_is_refused(small_cache):
 def test_damaged_progress_restarts_the_experiment_with_a_warning(damage, small_cache, tmp_path, monkeypatch):
     exp = tiny_experiment(small_cache, epochs=2)
     straight = run_experiment(exp, small_cache, tmp_path / "a", progress=False)
-    real_fit = experiments.fit
-
-    def interrupted_fit(model, train, config, *, on_epoch_end, **options):
-        def stop_after_one(model, state, opt, sched):
-            on_epoch_end(model, state, opt, sched)
-            raise KeyboardInterrupt
-        return real_fit(model, train, config, on_epoch_end=stop_after_one, **options)
-
-    monkeypatch.setattr(experiments, "fit", interrupted_fit)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(exp, small_cache, tmp_path / "b", progress=False)
-    monkeypatch.setattr(experiments, "fit", real_fit)
+    interrupt_after(1, exp, small_cache, tmp_path / "b", monkeypatch)
     progress_path = exp.folder(tmp_path / "b") / "progress.pt"
     if damage == "truncated":
         progress_path.write_bytes(progress_path.read_bytes()[:1000])
@@ -160,10 +157,7 @@ def test_damaged_progress_restarts_the_experiment_with_a_warning(damage, small_c
         restarted = run_experiment(exp, small_cache, tmp_path / "b", progress=False)
     assert [h["epoch"] for h in restarted["history"]] == [1, 2]
     assert (progress_path.parent / "progress.pt.damaged").is_file() and not progress_path.exists()
-    a = torch.load(straight["checkpoint"], weights_only=True)["state_dict"]
-    b = torch.load(restarted["checkpoint"], weights_only=True)["state_dict"]
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    assert_same_weights(straight["checkpoint"], restarted["checkpoint"])
 
 
 @pytest.mark.parametrize("damage", ["garbage result", "checkpoint gone"])
