@@ -161,7 +161,7 @@ def cmd_export_split(args: argparse.Namespace) -> int:
 
     check_empty_target(args.to)  # before the images are decoded
     study = prepare_study(args.profile, args.data_dir, args.artifacts_dir, args.seed)
-    rel_paths = [study.cache.paths[i] for i in study.splits[args.split]]
+    rel_paths = [study.cache.paths[i] for i in study.split_indices(args.split)]
     target = link_images(study.root, rel_paths, args.to)
     print(f"{len(rel_paths)} images of split {args.split!r} linked under {target}")
     return 0

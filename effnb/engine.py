@@ -6,6 +6,7 @@ deterministic on the CPU and lets an interrupted run resume exactly where it sto
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import ImageCache
+from .stats import pack_correct
 from .progress import tqdm
 from .transforms import eval_batch, image_test_size, train_batch
 
@@ -261,21 +263,39 @@ def score(logits: torch.Tensor, labels: torch.Tensor) -> dict:
             "n": len(labels)}
 
 
-def evaluate(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", progress: bool = True) -> dict:
-    """Cross-entropy loss and accuracy of ``model`` on ``feed``, with images/s."""
+def evaluate(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", progress: bool = True,
+             per_image: bool = False) -> dict:
+    """Cross-entropy loss and accuracy of ``model`` on ``feed``, with images/s.
+
+    ``per_image`` adds ``correct``: which images it got right, as a string of 0/1 in the feed's order
+    (see :mod:`effnb.stats`), for paired comparisons of models on the same images.
+    """
     start = time.perf_counter()
     logits, labels = predict(model, feed, device, progress)
     seconds = time.perf_counter() - start
-    return {**score(logits, labels), "k_test": feed.size,
-            "k_image_test": feed.k_image_test or image_test_size(feed.size), "img_per_s": len(labels) / seconds}
+    metrics = {**score(logits, labels), "k_test": feed.size,
+               "k_image_test": feed.k_image_test or image_test_size(feed.size), "img_per_s": len(labels) / seconds}
+    if per_image:
+        metrics["correct"] = pack_correct((logits.argmax(1) == labels).numpy())
+    return metrics
 
 
 def resolution_sweep(model: nn.Module, cache: ImageCache, indices: np.ndarray, k_tests: list[int],
-                     batch_size: int = 100, device: torch.device | str = "cpu") -> list[dict]:
-    """Accuracy and loss against the test resolution k_test (the FixRes curve), with the evaluation preprocessing."""
+                     batch_size: int = 100, device: torch.device | str = "cpu", per_image: bool = False,
+                     recalibrate_on: np.ndarray | None = None) -> list[dict]:
+    """Accuracy and loss against the test resolution k_test (the FixRes curve), with the evaluation preprocessing.
+
+    With ``recalibrate_on`` (training image indices), a copy of the model has its BN statistics re-estimated on
+    those images at each k_test before it is evaluated there (no gradient step).
+    """
     rows = []
     for k in tqdm(k_tests, desc="resolution sweep", unit="res"):
-        rows.append(evaluate(model, Feed(cache, indices, k, "eval", batch_size=batch_size), device, progress=False))
+        at_k = model
+        if recalibrate_on is not None:
+            at_k = recalibrate_bn(copy.deepcopy(model), Feed(cache, recalibrate_on, k, "eval", batch_size=batch_size),
+                                  device, progress=False)
+        rows.append(evaluate(at_k, Feed(cache, indices, k, "eval", batch_size=batch_size), device, progress=False,
+                             per_image=per_image))
     return rows
 
 

@@ -199,6 +199,6 @@ def _run(exp: Experiment, cache: ImageCache, folder: Path, device: torch.device 
         "checkpoint": str(checkpoint),
     }
     if val is not None:
-        result["eval"] = evaluate(model, val, device, progress)
+        result["eval"] = evaluate(model, val, device, progress, per_image=True)
     write_json(folder / "result.json", result)
     progress_path.unlink(missing_ok=True)

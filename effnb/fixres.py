@@ -52,6 +52,20 @@ def estimate_sigma(
     return float(sigma_distribution(hw, p_range, draws_per_image, seed).mean(dtype=np.float64))
 
 
+def expected_sigma(hw: np.ndarray | Tensor, p_range: tuple[float, float] = P_RANGE) -> float:
+    """σ computed exactly instead of sampled: the mean over images of E[min(p, a)], p ~ U(lo, hi).
+
+    ``a`` is an image's shorter/longer side (the largest proportion that fits). With lo < a < hi,
+    E[min(p, a)] = ((a² - lo²) / 2 + a (hi - a)) / (hi - lo); it is (lo + hi) / 2 when a >= hi (square
+    images: exactly 0.45) and a when a <= lo. The real crop rounds its side to whole pixels, which this ignores.
+    """
+    hw = np.asarray(hw, dtype=np.float64).reshape(-1, 2)
+    lo, hi = p_range
+    a = hw.min(axis=1) / hw.max(axis=1)
+    inside = ((a**2 - lo**2) / 2 + a * (hi - a)) / (hi - lo)
+    return float(np.where(a >= hi, (lo + hi) / 2, np.where(a <= lo, a, inside)).mean())
+
+
 def resolution_ratio(sigma: float, k_image_test: int, k_train: int) -> float:
     """r = σ · k_image_test / k_train (the seed: 0.444 · 72 / 64 ≈ 0.4995)."""
     return sigma * k_image_test / k_train

@@ -34,7 +34,8 @@ def results_frame(results: Sequence[dict]) -> pd.DataFrame:
                      "MFLOPs (2/MAC)": r["flops"] / 1e6, "epochs": len(r["history"]),
                      "train images": r["n_train"], "train min": r["train_seconds"] / 60,
                      "img/s": np.mean([h["img_per_s"] for h in r["history"]]) if r["history"] else np.nan,
-                     "test loss": ev.get("loss", np.nan), "test acc %": 100 * ev.get("accuracy", np.nan)})
+                     "k_test": ev.get("k_test", r["k_train"]), "test loss": ev.get("loss", np.nan),
+                     "test acc %": 100 * ev.get("accuracy", np.nan)})
     df = pd.DataFrame(rows).set_index("experiment")
     return df.round({"MFLOPs (2/MAC)": 2, "train min": 1, "img/s": 0, "test loss": 4, "test acc %": 2})
 
@@ -97,6 +98,26 @@ def plot_accuracy_vs_flops(df: pd.DataFrame, label: str = "experiment", referenc
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="forward MFLOPs per image (log scale; multiply-add = 2)", ylabel="held-out accuracy (%)")
     ax.legend(**LEGEND_BESIDE)
+    fig.tight_layout()
+    return fig
+
+
+def plot_selection(table: pd.DataFrame) -> plt.Figure:
+    """A selection's runs (:meth:`effnb.selection.Selection.table`): accuracy (%) with its 95 % interval against
+    parameters and against forward FLOPs, one colour per rung budget, each point named."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), sharey=True)
+    rungs = sorted(table["epochs"].unique())
+    colours = dict(zip(rungs, sns.color_palette("viridis", len(rungs))))
+    for ax, x in zip(axes, ["params", "MFLOPs (2/MAC)"]):
+        for epochs, rows in table.groupby("epochs"):
+            ax.errorbar(rows[x], rows["acc %"], yerr=[rows["acc %"] - rows["low %"], rows["high %"] - rows["acc %"]],
+                        fmt="o", capsize=3, color=colours[epochs], label=f"{epochs:g} epochs")
+            for _, row in rows.iterrows():
+                ax.annotate(str(row["candidate"]), (row[x], row["acc %"]), textcoords="offset points", xytext=(5, 4),
+                            fontsize=8)
+        ax.set(xlabel="parameters" if x == "params" else "forward MFLOPs per image (multiply-add = 2)")
+    axes[0].set_ylabel("held-out accuracy (%), 95 % interval")
+    axes[-1].legend(title="budget", **LEGEND_BESIDE)
     fig.tight_layout()
     return fig
 

@@ -41,6 +41,9 @@ class Profile:
     finetune_lr: float
     head_finetune_epochs: int
     head_finetune_lr: float
+    # successive halving (effnb.selection): the shorter rungs before the selection budget ``select_epochs``
+    halving_rungs: tuple[float, ...] = ()
+    select_at_fixres: bool = False  # measure selection runs at their FixRes resolution after BN recalibration
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +65,7 @@ PROFILES: dict[str, Profile] = {
         final_phi=1, final_epochs=1, final_train_n=None,
         sweep_n=None, sweep_factors=(1.0, 1.5, 2.0), bn_recal_n=64,
         finetune_n=64, finetune_epochs=1, finetune_lr=1e-4, head_finetune_epochs=1, head_finetune_lr=1e-3,
+        halving_rungs=(1,), select_at_fixres=True,
     ),
     "cpu": Profile(
         name="cpu", description="the real study on two CPU cores, under two hours",
@@ -70,6 +74,7 @@ PROFILES: dict[str, Profile] = {
         final_phi=2, final_epochs=25, final_train_n=None,
         sweep_n=600, sweep_factors=(0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5), bn_recal_n=3000,
         finetune_n=8000, finetune_epochs=1, finetune_lr=1e-4, head_finetune_epochs=1, head_finetune_lr=1e-3,
+        halving_rungs=(1, 2), select_at_fixres=True,
     ),
     "full": Profile(
         name="full", description="the author's published schedule, for a GPU",
@@ -78,6 +83,7 @@ PROFILES: dict[str, Profile] = {
         final_phi=4, final_epochs=150, final_train_n=None,
         sweep_n=None, sweep_factors=(0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5), bn_recal_n=5000,
         finetune_n=None, finetune_epochs=40, finetune_lr=1e-4, head_finetune_epochs=5, head_finetune_lr=1e-3,
+        halving_rungs=(8, 15), select_at_fixres=True,
     ),
 }
 

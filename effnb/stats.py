@@ -5,7 +5,7 @@
   where exactly one of them is right, and a paired bootstrap interval of the accuracy difference.
 - :class:`DecisionRule`: "the incumbent stands unless a challenger beats it beyond the noise",
   stated before the results are seen; :meth:`DecisionRule.decide` returns the choice and a sentence
-  saying which happened.
+  saying which happened. :class:`CostOrderedRule` is the same idea for candidates ordered by cost.
 
 Per-image results travel as strings of ``0``/``1`` (one character per test image, in the order of the
 evaluation indices; see :func:`pack_correct`), so they fit in the study's JSON files.
@@ -130,16 +130,6 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def accuracy_table(correct: Mapping[str, object], confidence: float = CONFIDENCE) -> pd.DataFrame:
-    """One row per model: accuracy % and its Wilson interval, from per-image correctness."""
-    rows = []
-    for name, c in correct.items():
-        c = unpack_correct(c)
-        low, high = accuracy_interval(float(c.mean()), c.size, confidence)
-        rows.append({"model": name, "n": c.size, "acc %": 100 * c.mean(), "low %": 100 * low, "high %": 100 * high})
-    return pd.DataFrame(rows).set_index("model").round(2)
-
-
 @dataclass(frozen=True)
 class DecisionRule:
     """A choice declared before the results: ``incumbent`` stands unless a challenger beats it beyond the noise.
@@ -191,21 +181,58 @@ class DecisionRule:
 
 
 @dataclass(frozen=True)
-class Decision:
-    """The outcome of a :class:`DecisionRule`: what was chosen, whether the incumbent was overturned, and why."""
+class CostOrderedRule:
+    """A choice declared before the results among candidates ordered by cost, cheapest first: the cheapest
+    stands, and walking up in cost each candidate replaces the current choice only if it beats it beyond the
+    noise (exact McNemar p < ``alpha`` and the paired-bootstrap interval of the difference above 0)."""
 
-    rule: DecisionRule
+    question: str  # e.g. "which FixRes step"
+    order: tuple[str, ...]  # cheapest first
+    alpha: float = ALPHA
+    confidence: float = CONFIDENCE
+
+    def statement(self) -> str:
+        """The rule in one paragraph, to print before any result."""
+        return (f"Decision rule ({self.question}), fixed before the results: {self.order[0]}, the cheapest, stands; "
+                f"walking up in cost ({' < '.join(self.order)}), each costlier candidate replaces the current choice "
+                f"only if it beats it beyond the noise on the same test images: exact McNemar p below {self.alpha:g} "
+                f"and the {100 * self.confidence:g} % paired-bootstrap interval of the accuracy difference above 0.")
+
+    def decide(self, correct: Mapping[str, object], seed: int = 0) -> Decision:
+        """Apply the rule to per-image correctness of every candidate of ``order``."""
+        missing = [name for name in self.order if name not in correct]
+        if missing:
+            raise ValueError(f"no results for {missing} (got {sorted(correct)})")
+        current, comparisons, steps = self.order[0], [], []
+        for name in self.order[1:]:
+            c = compare_paired(name, correct[name], current, correct[current], self.confidence, seed)
+            comparisons.append(c)
+            if c.beats_incumbent(self.alpha):
+                steps.append(f"{name} beats {current} beyond the noise ({c.describe()})")
+                current = name
+            else:
+                steps.append(f"{name} does not beat {current} beyond the noise ({c.describe()})")
+        cheapest = ", the cheapest," if current == self.order[0] else ""
+        sentence = "; ".join(steps) + f". So {current}{cheapest} is chosen ({format_correct(correct[current])})."
+        return Decision(self, current, current != self.order[0], sentence, comparisons)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of a rule: what was chosen, whether the default was overturned, and why."""
+
+    rule: DecisionRule | CostOrderedRule
     chosen: str
     switched: bool
     sentence: str
     comparisons: list[PairedComparison] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
-        """One row per challenger: accuracies, difference with its interval, discordant counts, p-values."""
-        rows = [{"challenger": c.challenger, "acc %": 100 * c.challenger_accuracy,
-                 f"{self.rule.incumbent} acc %": 100 * c.incumbent_accuracy, "diff (points)": 100 * c.difference,
+        """One row per comparison made: accuracies, difference with its interval, discordant counts, p-values."""
+        rows = [{"candidate": c.challenger, "against": c.incumbent, "acc %": 100 * c.challenger_accuracy,
+                 "against acc %": 100 * c.incumbent_accuracy, "diff (points)": 100 * c.difference,
                  "diff low": 100 * c.difference_low, "diff high": 100 * c.difference_high,
-                 "only challenger right": c.only_challenger, f"only {self.rule.incumbent} right": c.only_incumbent,
+                 "only candidate right": c.only_challenger, "only against right": c.only_incumbent,
                  "McNemar p": c.p_value, "Holm p": c.adjusted_p, "beats it": c.beats_incumbent(self.rule.alpha)}
                 for c in self.comparisons]
         return pd.DataFrame(rows).round(4)

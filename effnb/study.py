@@ -11,10 +11,11 @@ import json
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
@@ -37,7 +38,7 @@ FIXRES_STEPS = {
     "larger_test": "same model, tested at the FixRes resolution",
     "bn_recal": "BN statistics recalibrated (no gradient step)",
     "head": "classifier and last BN fine-tuned (the FixRes paper)",
-    "full": "whole network fine-tuned (the seed's recipe)",
+    "full": "whole network fine-tuned (as the author's published code does)",
 }
 
 
@@ -70,7 +71,11 @@ def read_stage(artifacts_dir: str | Path, stage: str, required: bool = True) -> 
 
 @dataclass
 class Study:
-    """The data of one study run: the decoded cache, the splits, the profile and the seed."""
+    """The data of one study run: the decoded cache, the splits, the profile and the seed.
+
+    ``splits`` holds ``train`` and ``test`` only: the final split ``test2`` is read by notebook 06 alone,
+    through :func:`effnb.holdout.read_test2`.
+    """
 
     cache: ImageCache
     splits: dict[str, np.ndarray]
@@ -78,7 +83,30 @@ class Study:
     seed: int
     artifacts_dir: Path
     root: Path
+    test2: InitVar[np.ndarray | None] = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self, test2: np.ndarray | None) -> None:
+        self._test2 = np.zeros(0, dtype=np.int64) if test2 is None else test2
+
+    def split_indices(self, name: str) -> np.ndarray:
+        """Any split by name, ``test2`` included: for tools outside the study (``effnb export-split``) and for
+        :func:`effnb.holdout.read_test2`; notebooks 01-05 use ``splits``."""
+        return self._test2 if name == "test2" else self.splits[name]
+
+    def label_counts(self) -> pd.DataFrame:
+        """Images per class (rows) and split (columns, ``test2`` included), with a total row."""
+        counts = pd.DataFrame({name: np.bincount(self.cache.labels[self.split_indices(name)],
+                                                 minlength=len(self.cache.classes))
+                               for name in (*self.splits, "test2")}, index=self.cache.classes)
+        counts.loc["total"] = counts.sum()
+        return counts
+
+    def recipe_record(self) -> dict:
+        """The training recipes of the selection runs and of the final model (for ``final.json``)."""
+        p = self.profile
+        return {"selection": self.train_config(p.select_epochs).as_dict(),
+                "final": self.train_config(p.final_epochs).as_dict()}
 
     @property
     def data_key(self) -> str:
@@ -106,14 +134,34 @@ class Study:
     def train_config(self, epochs: int, **overrides) -> TrainConfig:
         return TrainConfig(epochs=epochs, lr=overrides.pop("lr", self.profile.lr), **overrides)
 
-    def selection_experiment(self, spec: NetSpec) -> Experiment:
-        """A baseline / grid / scaling run, labelled by the spec's name: all share the subset, epochs and evaluation images."""
+    @property
+    def decision_indices(self) -> tuple[int, ...]:
+        """The `test` images every decision of the study is measured on (the same for every candidate)."""
+        return tuple(subset(self.splits["test"], self.profile.select_eval_n, self.seed).tolist())
+
+    def selection_experiment(self, spec: NetSpec, epochs: float | None = None) -> Experiment:
+        """A baseline / grid / scaling run, labelled by the spec's name and budget: all share the training and
+        evaluation images. ``epochs`` defaults to the selection budget (the last rung of a successive halving)."""
         p = self.profile
+        epochs = p.select_epochs if epochs is None else epochs
         return Experiment(
-            name=spec.name, spec=spec, train=self.train_config(p.select_epochs),
+            name=f"{spec.name}-e{epochs:g}", spec=spec, train=self.train_config(epochs),
             train_indices=tuple(subset(self.splits["train"], p.select_train_n, self.seed).tolist()),
-            eval_indices=tuple(subset(self.splits["test"], p.select_eval_n, self.seed).tolist()),
-            batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
+            eval_indices=self.decision_indices, batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
+
+    @property
+    def recalibration_indices(self) -> tuple[int, ...]:
+        """The training images batch-norm statistics are re-estimated on (the profile's ``bn_recal_n``)."""
+        p = self.profile
+        return tuple(subset(subset(self.splits["train"], p.finetune_n, self.seed), p.bn_recal_n, self.seed).tolist())
+
+    def bn_recal_experiment(self, name: str, spec: NetSpec, init: str, k_test: int) -> Experiment:
+        """Re-estimate the BN statistics of checkpoint ``init`` at ``k_test`` on :attr:`recalibration_indices`
+        (evaluation preprocessing, no gradient step), then measure it on the decision images."""
+        p = self.profile
+        return Experiment(name=name, kind="bn_recal", spec=spec, train=self.train_config(0), k_test=k_test, init=init,
+                          train_indices=self.recalibration_indices, eval_indices=self.decision_indices,
+                          batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
 
     def final_experiment(self, spec: NetSpec) -> Experiment:
         """The final model: the full training split (or the profile's share of it)."""
@@ -133,13 +181,10 @@ class Study:
         """
         p = self.profile
         train_idx = tuple(subset(self.splits["train"], p.finetune_n, self.seed).tolist())
-        eval_idx = tuple(subset(self.splits["test"], p.sweep_n, self.seed).tolist())
-        common = dict(spec=spec, k_test=k_test, eval_indices=eval_idx, init=init, batch_size=p.batch_size,
-                      seed=self.seed, data_key=self.data_key)
+        common = dict(spec=spec, k_test=k_test, eval_indices=self.decision_indices, init=init,
+                      batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
         return {
-            "bn_recal": Experiment(name="fixres-bn_recal", kind="bn_recal", train=self.train_config(0),
-                                   train_indices=tuple(subset(np.asarray(train_idx), p.bn_recal_n, self.seed).tolist()),
-                                   **common),
+            "bn_recal": self.bn_recal_experiment("fixres-bn_recal", spec, init, k_test),
             "head": Experiment(name="fixres-head", kind="finetune", train_indices=train_idx,
                                train=self.train_config(p.head_finetune_epochs, lr=p.head_finetune_lr,
                                                        schedule="cosine", weight_decay=0.0, trainable="head"),
@@ -160,7 +205,8 @@ def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts
     cache = build_cache(root, artifacts_dir / f"cache-{profile.cache_side}-{limit or 'all'}",
                         side=profile.cache_side, limit_per_class=limit, seed=seed)
     splits = make_splits(cache.labels, seed, profile.test_size, profile.test2_size)
-    return Study(cache, splits, profile, seed, artifacts_dir, root)
+    test2 = splits.pop("test2")
+    return Study(cache, splits, profile, seed, artifacts_dir, root, test2)
 
 
 def open_study(stage: str, profile: str | Profile, data_dir: str | Path | None, artifacts_dir: str | Path,

@@ -39,7 +39,7 @@ import torch
 from IPython.display import Markdown, display
 
 from effnb import seed_results
-from effnb.fixres import recommended_test_resolution, resolution_ratio, sigma_distribution
+from effnb.fixres import expected_sigma, recommended_test_resolution, resolution_ratio, sigma_distribution
 from effnb.plots import plot_histogram, plot_sizes, show_images, show_jpeg, size_summary
 from effnb.study import open_study
 from effnb.transforms import P_RANGE, eval_batch, image_test_size, train_batch
@@ -54,9 +54,8 @@ cache, splits = study.cache, study.splits
 # smaller than the minimum side) with its reason.
 
 # %%
-counts = pd.DataFrame({name: np.bincount(cache.labels[idx], minlength=len(cache.classes))
-                       for name, idx in splits.items()}, index=cache.classes)
-counts.loc["total"] = counts.sum()
+counts = study.label_counts()
+sizes = {name: int(n) for name, n in counts.loc["total"].items()}
 display(counts)
 skipped = pd.DataFrame(cache.skipped, columns=["file", "reason"])
 display(Markdown(f"{len(cache):,} images decoded, {len(skipped):,} skipped."))
@@ -93,19 +92,21 @@ show_images(torch.cat(views), titles * 4, ncols=8, title="row 1: test view; rows
 # ## σ, r and the test resolution
 # σ is measured by running the training crop sampler itself over every training image, four draws each
 # (the aspect-ratio rule lowers it below the mean of U(0.2, 0.7) = 0.45 only for images wider than
-# 1/0.7 ≈ 1.43). r = σ · k_image_test / k_train follows, shown here for the seed's 64 px; notebook 05
+# 1/0.7 ≈ 1.43). The same mean can be computed exactly from the images' shapes (exactly 0.45 when every image
+# is square): the sampled estimate, with its standard error, sits beside it. r = σ · k_image_test / k_train follows, shown here for the seed's 64 px; notebook 05
 # computes the test resolution for the final model's own training resolution.
 
 # %%
 proportions = sigma_distribution(hw[splits["train"]], P_RANGE, draws_per_image=4, seed=seed)
 sigma, sigma_se = float(proportions.mean()), float(proportions.std(ddof=1) / np.sqrt(len(proportions)))
+sigma_exact = expected_sigma(hw[splits["train"]], P_RANGE)
 r = resolution_ratio(sigma, image_test_size(k_train), k_train)
 k_test, k_image_test = recommended_test_resolution(k_train, sigma)
 fig = plot_histogram(proportions, "crop side / longer image side", "σ")
-pd.Series({"σ (this data)": f"{sigma:.4f}", "σ standard error": f"{sigma_se:.4f}",
-           "σ (the seed)": f"{seed_results.SIGMA.value}", "r at k_train = 64": f"{r:.4f}",
-           "r (the seed)": f"{seed_results.R.value}", "k_test at k_train = 64": f"{k_test} px",
-           "k_image_test at k_train = 64": f"{k_image_test} px"}).to_frame("value")
+pd.Series({"σ sampled (this data)": f"{sigma:.4f}", "σ standard error": f"{sigma_se:.4f}",
+           "σ exact from the image shapes": f"{sigma_exact:.4f}", "σ (the seed)": f"{seed_results.SIGMA.value}",
+           "r at k_train = 64": f"{r:.4f}", "r (the seed)": f"{seed_results.R.value}",
+           "k_test at k_train = 64": f"{k_test} px", "k_image_test at k_train = 64": f"{k_image_test} px"}).to_frame("value")
 
 # %% [markdown]
 # ## Explore: crop proportion and apparent object size
@@ -125,12 +126,13 @@ for p in (0.2, 0.45, 0.7):
 # %%
 study.conclude("data", {
     "images": len(cache), "classes": cache.classes, "skipped": len(cache.skipped),
-    "splits": {k: len(v) for k, v in splits.items()}, "sigma": sigma, "sigma_se": sigma_se,
+    "splits": sizes, "sigma": sigma, "sigma_se": sigma_se, "sigma_exact": sigma_exact,
 }, [
     f"{len(cache):,} images in {len(cache.classes)} classes ({', '.join(cache.classes)}) were decoded and "
-    f"{len(cache.skipped):,} skipped; the splits hold {', '.join(f'{len(v):,} `{k}`' for k, v in splits.items())} images.",
-    f"The training crop keeps on average σ = {sigma:.3f} ± {1.96 * sigma_se:.3f} (95 %) of the image's longer side "
-    f"(the seed measured {seed_results.SIGMA.value}).",
+    f"{len(cache.skipped):,} skipped; the splits hold {', '.join(f'{n:,} `{k}`' for k, n in sizes.items())} images.",
+    f"The training crop keeps on average σ = {sigma:.4f} ± {1.96 * sigma_se:.4f} (95 %, sampled) of the image's "
+    f"longer side; computed exactly from the images' shapes it is {sigma_exact:.4f} (the seed measured "
+    f"{seed_results.SIGMA.value}).",
     f"So r = σ · k_image_test / k_train = {r:.3f} at 64 px: objects look {1 / r:.2f}× larger in training than at "
     f"test, and testing at {k_test} px (image resized to {k_image_test} px) would match them.",
 ])

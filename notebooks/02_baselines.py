@@ -18,8 +18,9 @@
 #
 # Compound scaling only amplifies the baseline it starts from, so the baseline matters. The seed
 # designed three MBConv networks of about 50k parameters: **A** deeper and thinner, **B** medium depth
-# with larger kernels, **C** shallower and wider with small kernels. All three train here on the same
-# images for the same budget and are compared on the `test` split.
+# with larger kernels, **C** shallower and wider with small kernels, and chose C. The seed describes A and
+# B only in words; their layers here are ours. All three train here on the same images, a successive-halving
+# selection spends the budget on the promising ones, and a rule fixed in advance decides on the `test` split.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -35,11 +36,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from effnb import seed_results
-from effnb.experiments import run_experiment
 from effnb.flops import count_flops
 from effnb.model import BASELINES
-from effnb.plots import plot_learning_curves, results_frame
-from effnb.stats import format_accuracy
+from effnb.plots import plot_learning_curves, plot_selection, results_frame
+from effnb.selection import measurement, select
+from effnb.stats import DecisionRule, format_accuracy
 from effnb.study import open_study
 
 study = open_study("baselines", profile, data_dir, artifacts_dir, seed)
@@ -56,25 +57,54 @@ for name, spec in BASELINES.items():
     display(pd.DataFrame(spec.table()).set_index("stage"))
 
 # %% [markdown]
-# ## Training all three on the same budget
-# Same training images, epochs and evaluation images for each; the learning curves follow.
+# ## The decision rule, fixed before any result
+# The study follows the seed's choice unless this run shows, beyond the noise, that another baseline is better.
 
 # %%
-results = {name: run_experiment(study.selection_experiment(spec), study.cache, artifacts_dir, study.device)
-           for name, spec in BASELINES.items()}
-table = results_frame(list(results.values()))
-table["seed test acc %"] = [100 * seed_results.BASELINES[n].accuracy for n in results]
+sigma = study.stage("data")["sigma"]
+rule = DecisionRule("which baseline to scale", seed_results.CHOSEN_BASELINE.value, "the seed's choice")
+display(Markdown(f"{rule.statement()} {measurement(study, sigma)}"))
+
+# %% [markdown]
+# ## Successive halving
+# All three train briefly; the better of A and B trains again, beside C, with the full selection budget.
+# Every run sees the same training images with the same seed.
+
+# %%
+selection = select(study, BASELINES, rule, sigma)
+runs = selection.table()
+display(runs)
+
+# %% [markdown]
+# ## Accuracy against size and cost
+# The seed gives all three "roughly 50,000 parameters"; here they differ (C has the fewest), so each run's
+# accuracy is shown against its parameters and its forward FLOPs rather than equalising their sizes.
+
+# %%
+table = results_frame([selection.final(n) for n in selection.rungs[-1].results])
+table["seed test acc %"] = [100 * seed_results.BASELINES[n].accuracy for n in selection.rungs[-1].results]
 display(table)
-fig = plot_learning_curves(list(results.values()))
+fig = plot_selection(runs)
+
+# %% [markdown]
+# ## The decision
+# Each challenger against C on the same images, on the last rung: accuracy difference with its 95 % interval,
+# the images only one of the two gets right, and the exact McNemar test.
+
+# %%
+display(selection.decision.table())
+display(Markdown(f"**Decision:** {selection.decision.sentence}"))
+fig = plot_learning_curves([selection.final(n) for n in selection.rungs[-1].results])
 
 # %% [markdown]
 # ## What this shows
 
 # %%
-best = max(results, key=lambda n: results[n]["eval"]["accuracy"])
-accuracy = {n: format_accuracy(r["eval"]["accuracy"], r["eval"]["n"]) for n, r in results.items()}
-study.conclude("baselines", {"chosen": "C", "best_in_this_run": best, "results": results}, [
-    "On the same budget the baselines reach " + "; ".join(f"{n} {accuracy[n]}" for n in results) + " on `test`.",
-    f"{best} is the most accurate here; the seed's best was C ({100 * seed_results.BASELINES['C'].accuracy:.2f} %). The study continues with C, the seed's "
-    f"choice, so that the grid and scaling steps follow the seed's path.",
+final_rung = selection.rungs[-1].results
+accuracy = {n: format_accuracy(r["eval"]["accuracy"], r["eval"]["n"]) for n, r in final_rung.items()}
+study.conclude("baselines", {"chosen": selection.chosen, "results": final_rung, "selection": selection.as_dict()}, [
+    f"With {selection.rungs[-1].epochs:g} epochs each, " + "; ".join(f"{n} reaches {accuracy[n]}" for n in final_rung)
+    + f" (the seed: C {100 * seed_results.BASELINES['C'].accuracy:.2f} %).",
+    selection.decision.sentence,
+    f"The study scales baseline {selection.chosen} from here on.",
 ])

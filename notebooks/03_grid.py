@@ -19,7 +19,8 @@
 # EfficientNet scales depth by α^φ, width by β^φ and resolution by γ^φ. Since FLOPs grow about
 # linearly with depth and quadratically with width and resolution, α·β²·γ² ≈ 2 makes each step of φ
 # double the FLOPs. The grid search runs at φ = 1 on the small model, where experiments are cheap:
-# the seed's six candidates, each trained on the same budget as the baselines.
+# the seed's six candidates, selected by successive halving with a rule fixed in advance; the last rung
+# has the same budget as the baselines'.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -31,14 +32,14 @@ seed = 0
 # The data and the device, as in every notebook; the baseline to scale comes from notebook 02.
 
 # %%
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from effnb import seed_results
-from effnb.experiments import run_experiment
 from effnb.model import BASELINES
-from effnb.plots import plot_learning_curves, results_frame, scaling_frame
+from effnb.plots import plot_learning_curves, plot_selection, results_frame, scaling_frame
 from effnb.scaling import SEED_GRID, constraint, scale
-from effnb.stats import format_accuracy
+from effnb.selection import measurement, select
+from effnb.stats import DecisionRule, format_accuracy
 from effnb.study import open_study
 from effnb.widgets import scaling_explorer, show_explorer
 
@@ -56,37 +57,66 @@ show_explorer(scaling_explorer, base)
 display(scaling_frame(base, 1.2, 1.05, 1.23, 4))
 
 # %% [markdown]
-# ## The grid
-# Each candidate scales the baseline at φ = 1 and trains on the baselines' budget; the seed's accuracies
-# sit beside this run's.
+# ## The decision rule, fixed before any result
+# The study scales with the seed's α, β, γ unless this run shows, beyond the noise, that another candidate is better.
 
 # %%
-specs = [scale(base, a, b, g, phi) for a, b, g in SEED_GRID]
-results = [run_experiment(study.selection_experiment(spec), study.cache, artifacts_dir, study.device) for spec in specs]
-table = results_frame(results)
-table.insert(0, "alpha", [a for a, _, _ in SEED_GRID])
-table.insert(1, "beta", [b for _, b, _ in SEED_GRID])
-table.insert(2, "gamma", [g for _, _, g in SEED_GRID])
-table.insert(3, "a*b^2*g^2", [round(constraint(*abg), 3) for abg in SEED_GRID])
-table["seed test acc %"] = [100 * row.accuracy for _, row in seed_results.GRID]
+sigma = study.stage("data")["sigma"]
+incumbent = f"experiment {seed_results.CHOSEN_GRID_EXPERIMENT.value}"
+rule = DecisionRule("which α, β, γ to scale with", incumbent, "the seed's choice")
+display(Markdown(f"{rule.statement()} {measurement(study, sigma)}"))
+
+# %% [markdown]
+# ## The grid, by successive halving
+# Each candidate scales the baseline at φ = 1. All six train briefly; the better half of the challengers, beside
+# experiment 1, train longer, and so on until the last rung has the full selection budget, the same as the
+# baselines'. The seed's accuracies sit beside this run's.
+
+# %%
+specs = {f"experiment {i}": scale(base, a, b, g, phi) for i, (a, b, g) in enumerate(SEED_GRID, 1)}
+multipliers = dict(zip(specs, SEED_GRID))
+selection = select(study, specs, rule, sigma)
+runs = selection.table()
+display(runs)
+final_rung = selection.rungs[-1].results
+table = results_frame([final_rung[n] for n in final_rung])
+table.insert(0, "alpha", [multipliers[n][0] for n in final_rung])
+table.insert(1, "beta", [multipliers[n][1] for n in final_rung])
+table.insert(2, "gamma", [multipliers[n][2] for n in final_rung])
+table.insert(3, "a*b^2*g^2", [round(constraint(*multipliers[n]), 3) for n in final_rung])
+seed_accuracy = {f"experiment {i}": 100 * row.accuracy for i, (_, row) in enumerate(seed_results.GRID, 1)}
+table["seed test acc %"] = [seed_accuracy[n] for n in final_rung]
 display(table)
-fig = plot_learning_curves(results)
+fig = plot_selection(runs)
+
+# %% [markdown]
+# ## The decision
+# Each challenger left on the last rung against experiment 1, on the same images.
+
+# %%
+display(selection.decision.table())
+display(Markdown(f"**Decision:** {selection.decision.sentence}"))
+fig = plot_learning_curves(list(final_rung.values()))
 
 # %% [markdown]
 # ## What this shows
-# The most accurate candidate is handed to notebook 04: its α, β, γ, its scaled network and its result.
+# The chosen candidate is handed to notebook 04: its α, β, γ, its scaled network and its result.
 
 # %%
-best = max(range(len(results)), key=lambda i: results[i]["eval"]["accuracy"])
-alpha, beta, gamma = SEED_GRID[best]
-winner = results[best]
+chosen = selection.chosen
+alpha, beta, gamma = multipliers[chosen]
+winner = final_rung[chosen]
+first = selection.rungs[0].results
 study.conclude("grid", {
-    "alpha": alpha, "beta": beta, "gamma": gamma, "phi": phi, "experiment": best + 1,
-    "spec": specs[best].to_dict(), "result": winner, "results": results,
+    "alpha": alpha, "beta": beta, "gamma": gamma, "phi": phi, "experiment": list(specs).index(chosen) + 1,
+    "spec": specs[chosen].to_dict(), "result": winner, "results": final_rung, "selection": selection.as_dict(),
 }, [
-    f"The six candidates reach {table['test acc %'].min():.2f}–{table['test acc %'].max():.2f} % on `test` "
-    f"(the seed: {min(table['seed test acc %']):.2f}–{max(table['seed test acc %']):.2f} %).",
-    f"The most accurate is experiment {best + 1} (α, β, γ = {alpha}, {beta}, {gamma}) with "
-    f"{format_accuracy(winner['eval']['accuracy'], winner['eval']['n'])}; the seed picked experiment 1 "
-    f"(1.2, 1.05, 1.23). Notebook 04 scales with experiment {best + 1}'s α, β, γ.",
+    f"After {selection.rungs[0].epochs:g} epoch(s) the six candidates reach "
+    f"{min(100 * r['eval']['accuracy'] for r in first.values()):.2f}–"
+    f"{max(100 * r['eval']['accuracy'] for r in first.values()):.2f} % on `test` (the seed, fully trained: "
+    f"{min(seed_accuracy.values()):.2f}–{max(seed_accuracy.values()):.2f} %); "
+    + ", ".join(n for n in final_rung if n != incumbent) + f" reached the last rung beside {incumbent}.",
+    selection.decision.sentence,
+    f"Notebook 04 scales with {chosen}: α, β, γ = {alpha}, {beta}, {gamma} "
+    f"({format_accuracy(winner['eval']['accuracy'], winner['eval']['n'])} with {selection.rungs[-1].epochs:g} epochs).",
 ])

@@ -39,6 +39,7 @@ from effnb.experiments import run_experiment
 from effnb.model import NetSpec
 from effnb.plots import plot_accuracy_vs_flops, plot_learning_curves, results_frame, scaling_frame
 from effnb.scaling import scale
+from effnb.selection import measure_candidate
 from effnb.stats import format_accuracy
 from effnb.study import open_study
 
@@ -61,14 +62,15 @@ display(pd.DataFrame(final_spec.table()).set_index("stage"))
 
 # %% [markdown]
 # ## Accuracy against FLOPs on the selection budget
-# φ = 0 is the baseline (notebook 02) and the grid's φ its winner (notebook 03), both read from their
-# notebooks' outputs; larger φ are trained here on the same images for the same number of epochs.
+# φ = 0 is the baseline (notebook 02) and the grid's φ its winner (notebook 03), both from the last rung of
+# their selections, read from their notebooks' outputs; larger φ are trained here on the same images for the
+# same number of epochs and measured the same way.
 
 # %%
 phis = [0, grid["phi"], *sorted(set(p.scaling_phis) - {0, grid["phi"]})]
+sigma = study.stage("data")["sigma"]
 runs = [base_result, grid_result] + [
-    run_experiment(study.selection_experiment(scale(base, alpha, beta, gamma, phi)), study.cache, artifacts_dir,
-                   study.device)
+    measure_candidate(study, scale(base, alpha, beta, gamma, phi), p.select_epochs, sigma)
     for phi in phis[2:]]
 curve = results_frame(runs)
 curve.insert(0, "phi", phis)

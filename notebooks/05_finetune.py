@@ -18,11 +18,12 @@
 #
 # The pipeline, in order:
 # 1. **train** normally with random crops at k_train (notebook 04);
-# 2. **test at k_train / r**, where objects look as large as they did in training (r from σ, notebook 01);
+# 2. **test at k_train / r**, where objects look as large as they did in training (r from σ, notebook 01),
+#    unless a sweep over resolutions shows another one better beyond the noise;
 # 3. **fine-tune at that resolution with the test-time preprocessing**, so the network's statistics
 #    match what it sees at test time; then test there.
 #
-# Step 3 comes in three prices: re-estimating the batch-norm statistics only (no gradient step),
+# Both choices follow rules printed before their results. Step 3 comes in three prices: re-estimating the batch-norm statistics only (no gradient step),
 # training the classifier and last batch-norm with everything else frozen (the FixRes paper), and
 # fine-tuning the whole network (the author's published code: 40 epochs at lr 1e-4).
 
@@ -37,18 +38,20 @@ seed = 0
 # so the test resolution is computed here, from the final model's own training resolution.
 
 # %%
+import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 from effnb.checkpoint import load_checkpoint
 from effnb.data import subset
-from effnb.engine import resolution_sweep
+from effnb.engine import Feed, evaluate, resolution_sweep
 from effnb.experiments import run_experiment
 from effnb.fixres import recommended_test_resolution
 from effnb.model import NetSpec
 from effnb.plots import plot_resolution_sweep
-from effnb.stats import accuracy_interval, format_accuracy
+from effnb.stats import CostOrderedRule, DecisionRule, accuracy_interval, format_accuracy
 from effnb.study import FIXRES_STEPS, open_study
+from effnb.transforms import image_test_size
 
 study = open_study("finetune", profile, data_dir, artifacts_dir, seed)
 p = study.profile
@@ -56,67 +59,110 @@ sigma, scaling = study.stage("data")["sigma"], study.stage("scaling")
 spec = NetSpec.from_dict(scaling["spec"])
 k_train = spec.resolution
 k_test, k_image_test = recommended_test_resolution(k_train, sigma)
-display(Markdown(f"σ = {sigma:.3f}: trained at {k_train} px, so FixRes tests at **{k_test} px** "
+display(Markdown(f"σ = {sigma:.3f}: trained at {k_train} px, so the FixRes formula tests at **{k_test} px** "
                  f"(the image's shorter side resized to {k_image_test} px, then the centre {k_test} px)."))
 
 # %% [markdown]
-# ## Before fine-tuning: accuracy against test resolution
-# The trained model, unchanged, evaluated on the same `test` images at a range of test resolutions.
+# ## Which test resolution
+# The formula gives one resolution; a sweep over resolutions can peak elsewhere. The rule, fixed before the sweep:
 
 # %%
-sweep_idx = subset(study.splits["test"], p.sweep_n, seed)
-k_tests = sorted({int(round(k_train * f)) for f in p.sweep_factors} | {k_test})
-model, _ = load_checkpoint(scaling["checkpoint"])
-curves = {"trained": resolution_sweep(model, study.cache, sweep_idx, k_tests, device=study.device)}
-fig = plot_resolution_sweep({"trained (no fine-tuning)": curves["trained"]}, k_train, k_test)
+k_formula = k_test
+decision_idx, recal_idx = np.asarray(study.decision_indices), np.asarray(study.recalibration_indices)
+rule_k = DecisionRule("which test resolution", f"{k_formula} px", "the formula's k_train / r")
+display(Markdown(f"{rule_k.statement()} Each resolution is measured on the same {len(decision_idx):,} `test` images "
+                 f"after re-estimating the batch-norm statistics there on {len(recal_idx):,} training images (no "
+                 f"gradient step), since every FixRes step below includes at least that."))
 
 # %% [markdown]
-# ## Fine-tuning at the test resolution: three variants
-# All three start from the trained model and see the same training images through the test-time
-# preprocessing at the FixRes resolution; each is then swept like the trained model.
+# The trained model at each resolution: unchanged (on a smaller sample of `test`, for the picture), and with
+# its batch-norm statistics re-estimated there (on the decision images).
+
+# %%
+k_tests = sorted({int(round(k_train * f)) for f in p.sweep_factors} | {k_formula})
+model, _ = load_checkpoint(scaling["checkpoint"])
+sweep_idx = subset(study.splits["test"], p.sweep_n, seed)
+curves = {"trained": resolution_sweep(model, study.cache, sweep_idx, k_tests, device=study.device)}
+recalibrated = resolution_sweep(model, study.cache, decision_idx, k_tests, device=study.device, per_image=True,
+                                recalibrate_on=recal_idx)
+fig = plot_resolution_sweep({f"trained, unchanged ({len(sweep_idx):,} images)": curves["trained"],
+                             f"BN statistics re-estimated at each resolution ({len(decision_idx):,} images)":
+                             recalibrated}, k_train, k_formula)
+
+# %% [markdown]
+# The rule applied to the sweep with re-estimated statistics: every other resolution against the formula's.
+
+# %%
+decision_k = rule_k.decide({f"{row['k_test']} px": row["correct"] for row in recalibrated}, seed)
+k_test = int(decision_k.chosen.split()[0])
+k_image_test = image_test_size(k_test)
+peak = max(recalibrated, key=lambda row: row["accuracy"])
+display(decision_k.table())
+where = (f"The sweep peaks at the formula's {k_formula} px." if peak["k_test"] == k_formula else
+         f"The sweep peaks at {peak['k_test']} px ({format_accuracy(peak['accuracy'], peak['n'])}), not at the "
+         f"formula's {k_formula} px.")
+display(Markdown(f"**Decision:** {where} {decision_k.sentence} FixRes fine-tunes and tests at **{k_test} px** "
+                 f"(image resized to {k_image_test} px)."))
+
+# %% [markdown]
+# ## Fine-tuning at the test resolution: three variants, and which one pays
+# All three start from the trained model and see the same training images through the test-time preprocessing
+# at the chosen resolution. Their CPU costs differ a lot, so the rule walks up in cost:
+
+# %%
+rule_step = CostOrderedRule("which FixRes step", ("larger_test", "bn_recal", "head", "full"))
+display(Markdown(rule_step.statement() + " (`larger_test`: the trained model tested at the chosen resolution "
+                 "as it is.)"))
+
+# %% [markdown]
+# Each variant is trained (or read back), then measured on the decision images and swept over the resolutions
+# on the smaller sample, like the trained model.
 
 # %%
 variants = study.fixres_experiments(spec, scaling["checkpoint"], k_test)
 finetuned = {vid: run_experiment(exp, study.cache, artifacts_dir, study.device) for vid, exp in variants.items()}
 for vid, result in finetuned.items():
-    model, _ = load_checkpoint(result["checkpoint"])
-    curves[vid] = resolution_sweep(model, study.cache, sweep_idx, k_tests, device=study.device)
+    tuned, _ = load_checkpoint(result["checkpoint"])
+    curves[vid] = resolution_sweep(tuned, study.cache, sweep_idx, k_tests, device=study.device)
 fig = plot_resolution_sweep({"trained (no fine-tuning)": curves["trained"]} |
                             {FIXRES_STEPS[vid]: curves[vid] for vid in finetuned}, k_train, k_test)
 
 # %% [markdown]
 # ## The FixRes steps side by side
-# One row per step of the pipeline, on the sweep's `test` images, with the CPU time each step added.
+# One row per step of the pipeline, on the decision images, with its 95 % interval and the CPU time it added.
 
 # %%
-at = {vid: {row["k_test"]: row for row in rows} for vid, rows in curves.items()}
-evaluated = {"trained": at["trained"][k_train], "larger_test": at["trained"][k_test]} | \
-            {vid: at[vid][k_test] for vid in finetuned}
+evaluated = {"trained": scaling["eval"],
+             "larger_test": evaluate(model, Feed(study.cache, decision_idx, k_test, "eval", batch_size=100),
+                                     study.device, progress=False, per_image=True)} | \
+            {vid: r["eval"] for vid, r in finetuned.items()}
 table = pd.DataFrame([{"id": sid, "model": FIXRES_STEPS[sid], "k_test": row["k_test"],
                        "accuracy %": 100 * row["accuracy"],
                        "95 % interval": "{:.1f}–{:.1f} %".format(*(100 * v for v in accuracy_interval(row["accuracy"], row["n"]))),
                        "loss": row["loss"], "extra CPU s": finetuned[sid]["train_seconds"] if sid in finetuned else 0.0}
                       for sid, row in evaluated.items()]).set_index("id")
 display(table.set_index("model").round({"accuracy %": 2, "loss": 4, "extra CPU s": 1}))
+decision_step = rule_step.decide({sid: evaluated[sid]["correct"] for sid in rule_step.order}, seed)
+display(decision_step.table())
+display(Markdown(f"**Decision:** {decision_step.sentence}"))
 
 # %% [markdown]
 # ## What this shows
 
 # %%
-peak = max(curves["trained"], key=lambda row: row["accuracy"])
 fmt = {sid: format_accuracy(row["accuracy"], row["n"]) for sid, row in evaluated.items()}
-best = max(finetuned, key=lambda vid: evaluated[vid]["accuracy"])
 study.conclude("finetune", {
-    "k_train": k_train, "k_test": k_test, "k_image_test": k_image_test, "k_tests": k_tests, "curves": curves,
+    "k_train": k_train, "k_test": k_test, "k_image_test": k_image_test, "k_test_formula": k_formula,
+    "k_tests": k_tests, "curves": curves, "recalibrated_sweep": recalibrated,
     "variants": {vid: {"checkpoint": r["checkpoint"], "train_seconds": r["train_seconds"]}
-                                             for vid, r in finetuned.items()},
-    "table": table.reset_index().to_dict(orient="records"),
+                 for vid, r in finetuned.items()},
+    "chosen_step": decision_step.chosen, "table": table.reset_index().to_dict(orient="records"),
+    "decisions": {"test_resolution": decision_k.as_dict(), "fixres_step": decision_step.as_dict()},
 }, [
-    f"Without fine-tuning, moving the test resolution from {k_train} px to the FixRes {k_test} px changes accuracy "
-    f"from {fmt['trained']} to {fmt['larger_test']}; over the sweep the unchanged model peaks at "
-    f"{peak['k_test']} px ({100 * peak['accuracy']:.2f} %).",
-    "At the FixRes resolution: " + "; ".join(f"{FIXRES_STEPS[vid]}: {fmt[vid]}, "
-                                             f"{finetuned[vid]['train_seconds']:.0f} s of CPU" for vid in finetuned) + ".",
-    f"The most accurate variant here is “{FIXRES_STEPS[best]}”; variants whose intervals overlap are not "
-    f"separated by this many images.",
+    f"{where} {decision_k.sentence}",
+    f"Without fine-tuning, moving the test resolution from {k_train} px to {k_test} px changes accuracy from "
+    f"{fmt['trained']} to {fmt['larger_test']}.",
+    "At that resolution: " + "; ".join(f"{FIXRES_STEPS[vid]}: {fmt[vid]}, {finetuned[vid]['train_seconds']:.0f} s "
+                                       f"of CPU" for vid in finetuned) + ".",
+    decision_step.sentence,
 ])

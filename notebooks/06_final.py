@@ -40,6 +40,7 @@ from IPython.display import Markdown, display
 from effnb import seed_results
 from effnb.analysis import describe_hardest, image_statistics, predict_models
 from effnb.engine import Feed
+from effnb.holdout import provenance, read_test2
 from effnb.plots import plot_hardest_images, plot_prediction_grid, show_images, show_jpeg
 from effnb.stats import accuracy_interval, format_accuracy
 from effnb.study import FIXRES_STEPS, open_study
@@ -47,7 +48,7 @@ from effnb.widgets import prediction_browser, show_explorer
 
 study = open_study("final", profile, data_dir, artifacts_dir, seed)
 scaling, ft = study.stage("scaling"), study.stage("finetune")
-test2 = study.splits["test2"]
+test2 = read_test2(study)  # the one place the study reads its final split
 k_train = ft["k_train"]
 preprocessing = {"k_test": ft["k_test"], "k_image_test": ft["k_image_test"]}  # they travel together
 
@@ -86,12 +87,13 @@ side = pd.DataFrame({
 display(side)
 
 # %% [markdown]
-# ## Errors of the fine-tuned model
-# The whole network fine-tuned at the FixRes resolution: its most confident mistakes on `test2`.
+# ## Errors of the chosen model
+# The FixRes step notebook 05 chose: its most confident mistakes on `test2`.
 
 # %%
+chosen = rows[ft["chosen_step"]]
 classes = test2_predictions.classes
-probs, labels = torch.from_numpy(test2_predictions.probs["full"]), torch.from_numpy(test2_predictions.labels)
+probs, labels = torch.from_numpy(test2_predictions.probs[chosen["id"]]), torch.from_numpy(test2_predictions.labels)
 wrong = (probs.argmax(1) != labels).nonzero().flatten()
 confident = wrong[probs[wrong].max(1).values.argsort(descending=True)][:16]
 if len(confident):
@@ -146,8 +148,11 @@ display(Markdown(describe_hardest(everyone, image_statistics(study.cache, test2)
 # %%
 gain = 100 * (full_ft["accuracy"] - no_ft["accuracy"])
 free = 100 * (rows["larger_test"]["accuracy"] - no_ft["accuracy"])
-study.conclude("final", {"test2_images": len(test2), "rows": list(rows.values()),
-                         "seed": side.reset_index().to_dict(orient="records"),
+decisions = {"baseline": study.stage("baselines")["selection"]["decision"],
+             "grid": study.stage("grid")["selection"]["decision"]} | ft["decisions"]
+study.conclude("final", {"test2_images": len(test2), "rows": list(rows.values()), "chosen_step": chosen["id"],
+                         "seed": side.reset_index().to_dict(orient="records"), "decisions": decisions,
+                         "provenance": provenance(study),
                          "analysis": analysis | {"hardest": hardest["index"].tolist()}}, [
     f"On {len(test2):,} `test2` images, the model trained at {k_train} px reaches {format_accuracy(no_ft['accuracy'], no_ft['n'])}; "
     f"fine-tuned as the author's published code does and tested at {preprocessing['k_test']} px, {format_accuracy(full_ft['accuracy'], full_ft['n'])} "
@@ -155,6 +160,7 @@ study.conclude("final", {"test2_images": len(test2), "rows": list(rows.values())
     f"Testing at the FixRes resolution without any fine-tuning accounts for {free:+.2f} points of that; BN "
     f"recalibration alone gives {format_accuracy(rows['bn_recal']['accuracy'], rows['bn_recal']['n'])} for "
     f"{rows['bn_recal']['extra_seconds']:.0f} s of CPU.",
-    f"The fine-tuned model makes {len(wrong):,} errors on `test2`; {analysis['all_wrong']:,} images are misclassified "
+    f"The model the study chose (“{chosen['label']}”) reaches {format_accuracy(chosen['accuracy'], chosen['n'])} and "
+    f"makes {len(wrong):,} errors on `test2`; {analysis['all_wrong']:,} images are misclassified "
     f"by all {len(everyone.models)} models (the {len(baselines)} baselines included).",
 ])

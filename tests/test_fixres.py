@@ -45,3 +45,18 @@ def test_apparent_object_scale_is_inverse_of_r() -> None:
     for sigma, k_image_test, k_train in [(0.444, 72, 64), (0.41, 89, 79), (0.45, 164, 146)]:
         r = F.resolution_ratio(sigma, k_image_test, k_train)
         assert F.apparent_object_scale(sigma, k_train, k_image_test) * r == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("h", "w", "exact"), [(200, 200, 0.45), (300, 400, 0.45), (100, 200, 0.41), (100, 1000, 0.1)])
+def test_expected_sigma_by_hand(h: int, w: int, exact: float) -> None:
+    # 1:2 -> a = 0.5: ((0.25 - 0.04) / 2 + 0.5 * 0.2) / 0.5 = 0.41; 1:10 -> a = 0.1 below 0.2: always the largest square
+    assert F.expected_sigma(_sizes(h, w, 3)) == pytest.approx(exact)
+
+
+def test_sampled_sigma_agrees_with_the_exact_value_within_its_standard_error() -> None:
+    rng = np.random.default_rng(0)
+    longer = rng.integers(150, 400, 5000)
+    hw = np.stack([longer, (longer * rng.uniform(0.3, 1.0, 5000)).round()], axis=1)
+    props = F.sigma_distribution(hw, draws_per_image=4, seed=3)
+    se = props.std(ddof=1) / np.sqrt(len(props))
+    assert abs(props.mean() - F.expected_sigma(hw)) < 4 * se

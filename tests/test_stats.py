@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from effnb.stats import (DecisionRule, accuracy_interval, compare_paired, format_accuracy, holm_adjust, mcnemar_exact,
+from effnb.stats import (CostOrderedRule, DecisionRule, accuracy_interval, compare_paired, format_accuracy, holm_adjust, mcnemar_exact,
                          pack_correct, paired_bootstrap_interval, unpack_correct)
 
 
@@ -97,7 +97,7 @@ def test_a_challenger_far_ahead_overturns_the_incumbent():
     assert decision.chosen == "A" and decision.switched  # both beat C; A is the more accurate
     assert decision.sentence.startswith("A beats C beyond the noise")
     assert all(c.adjusted_p is not None and c.adjusted_p >= c.p_value for c in decision.comparisons)
-    assert set(decision.table()["challenger"]) == {"A", "B"}
+    assert set(decision.table()["candidate"]) == {"A", "B"}
     assert decision.as_dict()["chosen"] == "A"
 
 
@@ -120,3 +120,22 @@ def test_the_rule_is_stated_before_results_and_needs_the_incumbent():
     assert "C (the seed's choice) stands unless" in RULE.statement() and "0.05" in RULE.statement()
     with pytest.raises(ValueError, match="incumbent 'C' has no results"):
         RULE.decide({"A": [1, 0]})
+
+
+def test_cost_ordered_rule_climbs_only_when_the_costlier_step_pays():
+    n = 4000
+    cheap = _with_accuracy(n, 3200)
+    better = cheap.copy()
+    better[np.flatnonzero(~cheap)[:120]] = True  # +3 points, never worse on any image
+    same = better.copy()
+    same[np.flatnonzero(~better)[:10]] = True
+    same[np.flatnonzero(better)[:10]] = False  # the same accuracy on different images
+    rule = CostOrderedRule("which FixRes step", ("none", "bn", "full"))
+    decision = rule.decide({"none": cheap, "bn": better, "full": same})
+    assert decision.chosen == "bn" and decision.switched
+    assert [(c.challenger, c.incumbent) for c in decision.comparisons] == [("bn", "none"), ("full", "bn")]
+    assert "full does not beat bn beyond the noise" in decision.sentence
+    assert "none, the cheapest, stands" in rule.statement()
+    assert list(decision.table()["against"]) == ["none", "bn"]
+    with pytest.raises(ValueError, match="no results"):
+        rule.decide({"none": cheap})
