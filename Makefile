@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 study: install
-	$(BIN)/effnb study --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --artifacts-dir $(ARTIFACTS) --reports-dir reports
+	$(BIN)/effnb study --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --artifacts-dir $(ARTIFACTS) --reports-dir reports --readme README.md
 
 test: install
 	$(BIN)/python -m pytest -q

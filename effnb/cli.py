@@ -29,8 +29,13 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.render_only:
         for path in render_reports(args.artifacts_dir, args.reports_dir):
             print(path)
-        return 0
-    run_study(args.profile, args.data_dir, args.artifacts_dir, args.reports_dir, args.seed, only=args.only)
+    else:
+        run_study(args.profile, args.data_dir, args.artifacts_dir, args.reports_dir, args.seed, only=args.only)
+    published = Path(args.reports_dir) / "models" / "final.json"
+    if args.readme and published.is_file():
+        from .readme import update_readme
+
+        print(update_readme(args.readme, json.loads(published.read_text())))
     return 0
 
 
@@ -183,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports-dir", default="reports")
     p.add_argument("--only", nargs="*", help="run only these notebooks (e.g. 01_data)")
     p.add_argument("--render-only", action="store_true", help="only render the executed notebooks to HTML again")
+    p.add_argument("--readme", help="rewrite this README's generated results and profiles blocks afterwards")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a class-per-folder directory")

@@ -10,6 +10,7 @@ import pytest
 from synthetic import make_image_folder
 
 from effnb.cli import main
+from effnb.holdout import fingerprint
 from effnb.profiles import PROFILES, get_profile
 from effnb.study import NOTEBOOKS, StageMissing, read_stage
 
@@ -59,6 +60,21 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
     assert all((reports / row["published_checkpoint"]).is_file() and "checkpoint" not in row
                for row in published["rows"])
     assert 0.2 <= read_stage(artifacts, "data")["sigma"] <= 0.7
+
+
+@pytest.mark.slow
+def test_smoke_study_decides_by_its_rules_and_records_how(smoke_study):
+    artifacts = smoke_study / "artifacts"
+    final = read_stage(artifacts, "final")
+    assert set(final["decisions"]) == {"baseline", "grid", "test_resolution", "fixres_step"}
+    for decision in final["decisions"].values():
+        assert decision["statement"].startswith("Decision rule") and decision["sentence"]
+    grid = read_stage(artifacts, "grid")["selection"]
+    assert [r["epochs"] for r in grid["rungs"]] == [1, 1]  # the smoke profile's two rungs
+    assert len(grid["rungs"][0]["results"]) == 6 and "experiment 1" in grid["rungs"][-1]["results"]
+    prov = final["provenance"]
+    assert prov["profile"]["name"] == "smoke" and prov["choices"]["baseline"] == final["decisions"]["baseline"]["chosen"]
+    assert json.loads((artifacts / "test2_read.json").read_text())["choices_hash"] == fingerprint(prov["choices"])
 
 
 @pytest.mark.slow

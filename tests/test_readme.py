@@ -1,0 +1,41 @@
+"""The README quotes the study's results and profiles from the files the study writes, never by hand."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from effnb import readme
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+FINAL = json.loads((ROOT / "reports" / "models" / "final.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["profiles", "results"])
+def test_generated_blocks_match_the_committed_results_and_profiles(name):
+    assert readme.read_block(README, name) == readme.blocks(FINAL)[name], (
+        f"README block {name!r} is stale: run `effnb study --render-only --readme README.md`")
+
+
+def test_no_accuracy_is_quoted_outside_the_generated_blocks():
+    outside = re.sub(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", "", README, flags=re.S)
+    assert not re.findall(r"\d+\.\d+ ?%", outside)
+
+
+def test_a_stale_readme_fails(tmp_path):
+    changed = json.loads(json.dumps(FINAL))
+    changed["rows"][-1]["accuracy"] = 0.5
+    path = tmp_path / "README.md"
+    path.write_text(README)
+    assert readme.read_block(path.read_text(), "results") == readme.blocks(FINAL)["results"]
+    readme.update_readme(path, changed)
+    assert readme.read_block(path.read_text(), "results") != readme.blocks(FINAL)["results"]
+    assert "50.00 %" in readme.read_block(path.read_text(), "results")
+
+
+def test_missing_markers_are_a_clear_error():
+    with pytest.raises(readme.ReadmeError, match="no generated block 'results'"):
+        readme.read_block("# a README without blocks\n", "results")
