@@ -140,12 +140,12 @@ class Study:
         return tuple(subset(self.splits["test"], self.profile.select_eval_n, self.seed).tolist())
 
     def selection_experiment(self, spec: NetSpec, epochs: float | None = None) -> Experiment:
-        """A baseline / grid / scaling run, labelled by the spec's name and budget: all share the training and
-        evaluation images. ``epochs`` defaults to the selection budget (the last rung of a successive halving)."""
+        """A baseline / grid / scaling run, labelled by the spec's name: all share the training and evaluation
+        images. ``epochs`` defaults to the selection budget (the last rung of a successive halving)."""
         p = self.profile
         epochs = p.select_epochs if epochs is None else epochs
         return Experiment(
-            name=f"{spec.name}-e{epochs:g}", spec=spec, train=self.train_config(epochs),
+            name=spec.name, spec=spec, train=self.train_config(epochs),
             train_indices=tuple(subset(self.splits["train"], p.select_train_n, self.seed).tolist()),
             eval_indices=self.decision_indices, batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
 
