@@ -157,7 +157,8 @@ def _run_notebooks(stems: list[str], profile: str, data_dir: str | Path | None, 
 def publish_final(artifacts_dir: Path, reports_dir: Path) -> Path | None:
     """Copy the final stage's output and the checkpoints it names (each well under 1 MB) into ``reports/models``.
 
-    The published ``final.json`` names its checkpoints relative to ``reports/`` (no paths of this machine).
+    The published ``final.json`` names its checkpoints relative to ``reports/`` (no paths of this machine);
+    checkpoints of an earlier run that it does not name are removed, so ``reports/models`` is one run's.
     """
     if not (Path(artifacts_dir) / "final.json").is_file():
         return None
@@ -169,6 +170,9 @@ def publish_final(artifacts_dir: Path, reports_dir: Path) -> Path | None:
         target = models / f"{source.parent.name}.pt"
         copy_file(source, target)
         row["published_checkpoint"] = str(target.relative_to(reports_dir))
+    named = {reports_dir / row["published_checkpoint"] for row in final["rows"]}
+    for stale in set(models.glob("*.pt")) - named:
+        stale.unlink()
     write_json(models / "final.json", final)
     return models / "final.json"
 
