@@ -72,6 +72,10 @@ class Selection:
         """``name``'s result on the last rung (the full selection budget)."""
         return self.rungs[-1].results[name]
 
+    def latest(self) -> dict[str, dict]:
+        """Every candidate's result from the last rung it reached (its longest run)."""
+        return {name: result for rung in self.rungs for name, result in rung.results.items()}
+
     def table(self) -> pd.DataFrame:
         """One row per rung and candidate: budget, size, cost, accuracy with its 95 % interval, promoted or not."""
         rows = []

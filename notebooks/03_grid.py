@@ -109,7 +109,7 @@ winner = final_rung[chosen]
 first = selection.rungs[0].results
 study.conclude("grid", {
     "alpha": alpha, "beta": beta, "gamma": gamma, "phi": phi, "experiment": list(specs).index(chosen) + 1,
-    "spec": specs[chosen].to_dict(), "result": winner, "results": final_rung, "selection": selection.as_dict(),
+    "spec": specs[chosen].to_dict(), "result": winner, "results": selection.latest(), "selection": selection.as_dict(),
 }, [
     f"After {selection.rungs[0].epochs:g} epoch(s) the six candidates reach "
     f"{min(100 * r['eval']['accuracy'] for r in first.values()):.2f}–"

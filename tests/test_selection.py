@@ -50,6 +50,8 @@ def test_the_better_half_and_the_incumbent_go_on():
     # decided on the last rung only: +1 point on 2,000 images is within the noise
     assert selection.chosen == "e1" and not selection.decision.switched
     assert selection.final("e2")["eval"]["accuracy"] == pytest.approx(0.81)
+    latest = selection.latest()
+    assert latest["e3"]["train_seconds"] == 1 and latest["e4"]["train_seconds"] == 2 and latest["e1"]["train_seconds"] == 6
     table = selection.table()
     assert len(table) == 6 + 3 + 2
     assert set(table.loc[table["rung"] == 1, "next"]) == {"promoted", "stopped"}
