@@ -36,7 +36,8 @@ from IPython.display import display
 from effnb import seed_results
 from effnb.experiments import run_experiment
 from effnb.model import BASELINES
-from effnb.plots import plot_learning_curves, results_frame, scaling_frame
+from effnb.flops import scaling_table
+from effnb.plots import plot_learning_curves, results_frame
 from effnb.scaling import SEED_GRID, constraint, scale
 from effnb.stats import format_accuracy
 from effnb.study import open_study
@@ -53,7 +54,7 @@ phi = study.profile.grid_phi
 
 # %%
 show_explorer(scaling_explorer, base)
-display(scaling_frame(base, 1.2, 1.05, 1.23, 4))
+display(scaling_table(base, 1.2, 1.05, 1.23, 4))
 
 # %% [markdown]
 # ## The grid
