@@ -26,6 +26,7 @@ from .engine import TrainConfig
 from .experiments import Experiment
 from .model import NetSpec
 from .profiles import Profile, get_profile
+from .recipes import Recipe, get_recipe
 
 NOTEBOOKS = {"data": "01_data", "baselines": "02_baselines", "grid": "03_grid", "scaling": "04_scaling",
              "finetune": "05_finetune", "final": "06_final"}
@@ -79,6 +80,11 @@ class Study:
     artifacts_dir: Path
     root: Path
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    recipe: Recipe = field(default=None)  # type: ignore[assignment]  # None: the profile's recipe
+
+    def __post_init__(self) -> None:
+        if self.recipe is None:
+            self.recipe = get_recipe(self.profile.recipe)
 
     @property
     def data_key(self) -> str:
@@ -103,49 +109,52 @@ class Study:
         write_stage(self.artifacts_dir, stage, {"run": self.run_info(), **results, "findings": findings})
         display(Markdown("\n".join(f"- {line}" for line in findings)))
 
-    def train_config(self, epochs: int, **overrides) -> TrainConfig:
-        return TrainConfig(epochs=epochs, lr=overrides.pop("lr", self.profile.lr), **overrides)
+    def train_config(self, k_train: int, epochs: float, **overrides) -> TrainConfig:
+        """The study's recipe for a budget of ``epochs`` equivalent epochs at ``k_train`` (engine fields overridden)."""
+        return self.recipe.train_config(k_train, epochs, **overrides)
 
-    def selection_experiment(self, spec: NetSpec) -> Experiment:
+    def selection_experiment(self, spec: NetSpec, epochs: float | None = None) -> Experiment:
         """A baseline / grid / scaling run, labelled by the spec's name: all share the subset, epochs and evaluation images."""
         p = self.profile
         return Experiment(
-            name=spec.name, spec=spec, train=self.train_config(p.select_epochs),
+            name=spec.name, spec=spec, train=self.train_config(spec.resolution, epochs or p.select_epochs),
             train_indices=tuple(subset(self.splits["train"], p.select_train_n, self.seed).tolist()),
             eval_indices=tuple(subset(self.splits["test"], p.select_eval_n, self.seed).tolist()),
-            batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
+            batch_size=self.recipe.batch_size, seed=self.seed, data_key=self.data_key)
 
-    def final_experiment(self, spec: NetSpec) -> Experiment:
+    def final_experiment(self, spec: NetSpec, epochs: float | None = None) -> Experiment:
         """The final model: the full training split (or the profile's share of it)."""
         p = self.profile
         return Experiment(
-            name=f"final-{spec.name}", spec=spec, train=self.train_config(p.final_epochs),
+            name=f"final-{spec.name}", spec=spec, train=self.train_config(spec.resolution, epochs or p.final_epochs),
             train_indices=tuple(subset(self.splits["train"], p.final_train_n, self.seed).tolist()),
             eval_indices=tuple(subset(self.splits["test"], p.select_eval_n, self.seed).tolist()),
-            batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
+            batch_size=self.recipe.batch_size, seed=self.seed, data_key=self.data_key)
 
     def fixres_experiments(self, spec: NetSpec, init: str, k_test: int) -> dict[str, Experiment]:
         """The three FixRes variants at test resolution ``k_test``, all from checkpoint ``init``.
 
         ``bn_recal``: re-estimate BN statistics only; ``head``: train classifier + last BN (the FixRes
         paper's recipe); ``full``: fine-tune everything (as the author's published code does). All see the
-        training images through the evaluation preprocessing at ``k_test``.
+        training images through the evaluation preprocessing at ``k_test``, with the recipe's optimiser, no EMA,
+        and a cosine schedule.
         """
         p = self.profile
+        plain = dict(schedule="cosine", ema_decay=None, size_start=1.0, p_range_start=None)
         train_idx = tuple(subset(self.splits["train"], p.finetune_n, self.seed).tolist())
         eval_idx = tuple(subset(self.splits["test"], p.sweep_n, self.seed).tolist())
-        common = dict(spec=spec, k_test=k_test, eval_indices=eval_idx, init=init, batch_size=p.batch_size,
+        common = dict(spec=spec, k_test=k_test, eval_indices=eval_idx, init=init, batch_size=self.recipe.batch_size,
                       seed=self.seed, data_key=self.data_key)
         return {
-            "bn_recal": Experiment(name="fixres-bn_recal", kind="bn_recal", train=self.train_config(0),
+            "bn_recal": Experiment(name="fixres-bn_recal", kind="bn_recal", train=self.train_config(k_test, 0),
                                    train_indices=tuple(subset(np.asarray(train_idx), p.bn_recal_n, self.seed).tolist()),
                                    **common),
             "head": Experiment(name="fixres-head", kind="finetune", train_indices=train_idx,
-                               train=self.train_config(p.head_finetune_epochs, lr=p.head_finetune_lr,
-                                                       schedule="cosine", weight_decay=0.0, trainable="head"),
+                               train=self.train_config(k_test, p.head_finetune_epochs, lr=p.head_finetune_lr,
+                                                       weight_decay=0.0, trainable="head", **plain),
                                **common),
             "full": Experiment(name="fixres-full", kind="finetune", train_indices=train_idx,
-                               train=self.train_config(p.finetune_epochs, lr=p.finetune_lr, schedule="cosine"),
+                               train=self.train_config(k_test, p.finetune_epochs, lr=p.finetune_lr, **plain),
                                **common),
         }
 
