@@ -10,13 +10,11 @@ its FixRes resolution after BN recalibration (the cheap FixRes step; the study u
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import binomtest
-
 from .atomic import write_json
 from .checkpoint import load_checkpoint
 from .data import subset
@@ -25,6 +23,7 @@ from .experiments import Experiment, run_experiment
 from .fixres import estimate_sigma, recommended_test_resolution
 from .model import BASELINES
 from .recipes import Recipe, get_recipe
+from .stats import accuracy_interval, compare_paired, unpack_correct
 from .study import Study
 
 REFERENCE = "onecycle"
@@ -65,19 +64,6 @@ def default_variants(steps: int = 1000) -> list[Variant]:
         Variant("combined", "linear decay + EMA + progressive resizing with rising augmentation",
                 linear.with_changes(ema_decay=decay, size_start=0.5, **rising)),
     ]
-
-
-def wilson(correct: int, n: int) -> tuple[float, float]:
-    """Wilson 95 % interval of an accuracy."""
-    ci = binomtest(correct, n).proportion_ci(0.95, method="wilson")
-    return ci.low, ci.high
-
-
-def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> dict:
-    """Exact McNemar test of two classifiers' per-image correctness: a binomial test on the discordant pairs."""
-    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"only_this": only_a, "only_reference": only_b, "p": p}
 
 
 def _correct(model: torch.nn.Module, feed: Feed, device, tta: bool = False) -> np.ndarray:
@@ -137,7 +123,8 @@ COLUMNS = {"train_res": "acc @k_train [95 % CI]", "train_res_tta": "+ flip TTA",
 
 
 def table(rows: list[dict], reference: str = REFERENCE) -> list[dict]:
-    """The ablation table: accuracies with 95 % intervals and exact McNemar tests against ``reference``."""
+    """The ablation table: accuracies with 95 % intervals, and each variant against ``reference`` on the same images
+    (difference with its paired bootstrap interval, exact McNemar p) at k_train and at the FixRes size."""
     ref = next((r for r in rows if r["variant"] == reference), None)
     out = []
     for r in rows:
@@ -145,27 +132,35 @@ def table(rows: list[dict], reference: str = REFERENCE) -> list[dict]:
                "budget": f"{r['equivalent_epochs']:.2f} eq. epochs ({r['epochs']} epochs)",
                "train min": round(r["train_minutes"], 1), "img/s": round(r["img_per_s"]), "k_test": r["k_test"]}
         for key, label in COLUMNS.items():
-            c = np.asarray(r["correct"][key], dtype=bool)
-            low, high = wilson(int(c.sum()), len(c))
-            row[label] = f"{100 * c.mean():.2f} % [{100 * low:.1f}, {100 * high:.1f}]"
-            row[f"{key}_accuracy"] = float(c.mean())
-            if ref is not None and key in ("train_res", "fixres"):
-                test = mcnemar_exact(c, np.asarray(ref["correct"][key], dtype=bool))
-                row[f"{key}_vs_reference"] = test
+            correct = unpack_correct(r["correct"][key])
+            low, high = accuracy_interval(float(correct.mean()), correct.size)
+            row[label] = f"{100 * correct.mean():.2f} % [{100 * low:.1f}, {100 * high:.1f}]"
+            row[f"{key}_accuracy"] = float(correct.mean())
+            if ref is not None and r is not ref and key in ("train_res", "fixres"):
+                row[f"{key}_vs_reference"] = asdict(compare_paired(r["variant"], correct, reference,
+                                                                   ref["correct"][key]))
         out.append(row)
     return out
+
+
+def _versus(comparison: dict | None) -> str:
+    if comparison is None:
+        return "-"
+    c = comparison
+    return (f"{100 * c['difference']:+.2f} [{100 * c['difference_low']:+.1f}, {100 * c['difference_high']:+.1f}], "
+            f"p = {c['p_value']:.2g}")
 
 
 def to_markdown(rows: list[dict], command: str, header: str) -> str:
     """The table as Markdown, with the command that regenerates it at the top."""
     cols = ["variant", "what changed", "budget", "train min", "img/s", COLUMNS["train_res"], COLUMNS["train_res_tta"],
             "k_test", COLUMNS["fixres"], COLUMNS["fixres_tta"]]
+    extra = ["vs reference @k_train (points, 95 % CI, McNemar p)", "vs reference @FixRes"]
     lines = [f"# Ablation: accuracy per CPU budget\n\nRegenerate with:\n\n```bash\n{command}\n```\n", header, "",
-             "| " + " | ".join([*cols, "McNemar p vs reference (k_train / FixRes)"]) + " |", "|" + "---|" * (len(cols) + 1)]
+             "| " + " | ".join([*cols, *extra]) + " |", "|" + "---|" * (len(cols) + len(extra))]
     for r in rows:
-        p = [r.get(f"{k}_vs_reference") for k in ("train_res", "fixres")]
-        p_text = " / ".join(f"{t['p']:.3g} (+{t['only_this']}/-{t['only_reference']})" if t else "-" for t in p)
-        lines.append("| " + " | ".join([*(str(r[c]) for c in cols), p_text]) + " |")
+        versus = [_versus(r.get(f"{k}_vs_reference")) for k in ("train_res", "fixres")]
+        lines.append("| " + " | ".join([*(str(r[c]) for c in cols), *versus]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -188,8 +183,8 @@ def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: 
         header = (f"Baseline C at 64 px, seed {study.seed}, {rows[0]['n_train']:,} training images, "
                   f"{len(study.splits['test']):,} `test` images, budget {budget:g} equivalent epochs "
                   f"(epochs x (size / k_train)^2), BN recalibrated on {recal_n:,} training images. Train minutes and img/s are wall-clock on a shared machine: "
-                  f"compare them only roughly. p: exact McNemar test against `{REFERENCE}`; +a/-b: images only this "
-                  f"variant / only the reference got right.")
+                  f"compare them only roughly. Against `{REFERENCE}`: the accuracy difference in points with its paired "
+                  f"bootstrap 95 % interval and the exact McNemar p on the same test images.")
         (reports_dir / "ablation.md").write_text(to_markdown(summary, command, header))
         write_json(reports_dir / "ablation.json", {"command": command, "budget": budget, "reference": REFERENCE,
                                                    "rows": summary})

@@ -216,7 +216,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    run_bench(args.data_dir, args.profile, args.artifacts_dir, args.steps)
+    run_bench(args.data_dir, args.profile, args.artifacts_dir, args.steps, args.rounds, args.eval_images)
     return 0
 
 
@@ -316,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="training and data-pipeline throughput on this machine")
     data_args(p)
     p.add_argument("--steps", type=positive_int, default=40, help="timed steps per measurement")
+    p.add_argument("--rounds", type=positive_int, default=3, help="rounds of the interleaved comparisons (median)")
+    p.add_argument("--eval-images", type=positive_int, default=1000, help="test images per evaluation measurement")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("ablate", help="train each recipe variant at one fixed budget; write reports/ablation.md")
