@@ -1,28 +1,33 @@
-"""``effnb bench``: training and data-pipeline throughput on this machine, measured in one run.
+"""``effnb bench``: training, data-pipeline and evaluation throughput on this machine, measured in one run.
 
 Compares the model-only training step (random tensors already in memory) with ``fit`` through the
 real data pipeline (cache -> batched crop/resize/augment -> step), so the ratio shows what the data
-pipeline costs; also the pipeline alone, evaluation at the FixRes test resolution, and the
-variants tried for the step (memory format, batch size, threads).
+pipeline costs; then, interleaved round by round so that the machine's minute-to-minute swings hit
+both sides alike, the plain fp32 evaluation path against the fast path (BN folded, inference mode,
+large batches; bf16 only where native) at the FixRes test resolution, and the training step with and
+without bf16 autocast. The network and σ are the study's own choices, read from its stage outputs;
+each value that has to fall back is printed as such.
 """
 from __future__ import annotations
 
-import json
+import statistics
 import time
-from pathlib import Path
+from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .engine import Feed, TrainConfig, evaluate, fit
-from .fixres import recommended_test_resolution
+from .checkpoint import load_checkpoint
+from .engine import Feed, TrainConfig, autocast, bf16_is_fast, evaluate, fit, predict
+from .fixres import estimate_sigma, recommended_test_resolution
 from .model import BASELINES, NetSpec, build_model
-from .profiles import get_profile
-from .scaling import scale
-from .study import prepare_study
+from .scaling import SEED_GRID, scale
+from .study import Study, prepare_study, read_stage
 
 
-def model_step_rate(spec: NetSpec, batch: int = 64, steps: int = 12, channels_last: bool = True) -> float:
+def model_step_rate(spec: NetSpec, batch: int = 64, steps: int = 12, channels_last: bool = True,
+                    bf16: bool = False) -> float:
     """Training steps on random tensors already in memory, in images/s."""
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -30,10 +35,11 @@ def model_step_rate(spec: NetSpec, batch: int = 64, steps: int = 12, channels_la
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 3, spec.resolution, spec.resolution).contiguous(memory_format=fmt)
     y = torch.randint(0, spec.num_classes, (batch,))
-    for i in range(3 + steps):
-        if i == 3:
+    for i in range(2 + steps):
+        if i == 2:
             start = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
+        with autocast(torch.device("cpu"), bf16):
+            loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -51,44 +57,107 @@ def pipeline_rate(feed: Feed, batches: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "artifacts", steps: int = 12) -> list[dict]:
+def study_choices(study: Study) -> tuple[NetSpec, str | None, float, list[str]]:
+    """The final model's spec, its trained checkpoint (if any) and σ, from the study's stage outputs.
+
+    Returns ``(spec, checkpoint or None, sigma, notes)``; every note names a value that is not the study's.
+    """
+    notes, out = [], study.artifacts_dir
+    scaling = read_stage(out, "scaling", required=False)
+    if scaling is not None:
+        spec, checkpoint = NetSpec.from_dict(scaling["spec"]), scaling.get("checkpoint")
+    else:
+        baselines, grid = read_stage(out, "baselines", required=False), read_stage(out, "grid", required=False)
+        base = baselines["chosen"] if baselines else "C"
+        abg = tuple(grid[k] for k in ("alpha", "beta", "gamma")) if grid else SEED_GRID[0]
+        if baselines is None:
+            notes.append(f"no {out}/baselines.json: baseline C (the seed's choice), not the study's")
+        if grid is None:
+            notes.append(f"no {out}/grid.json: alpha, beta, gamma = {abg} (the seed's experiment 1), not the study's")
+        notes.append(f"no {out}/scaling.json: phi = {study.profile.final_phi} from the profile, untrained weights")
+        spec, checkpoint = scale(BASELINES[base], *abg, study.profile.final_phi), None
+    data = read_stage(out, "data", required=False)
+    if data is not None:
+        sigma = data["sigma"]
+    else:
+        sigma = estimate_sigma(study.cache.hw[study.splits["train"]], study.recipe.p_range, seed=study.seed)
+        notes.append(f"no {out}/data.json: sigma = {sigma:.3f} measured now on the train split")
+    return spec, checkpoint, sigma, notes
+
+
+def interleaved(measurements: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Median of each measurement over ``rounds`` rounds, the measurements taking turns within each round."""
+    values: dict[str, list[float]] = {name: [] for name in measurements}
+    for _ in range(rounds):
+        for name, measure in measurements.items():
+            values[name].append(measure())
+    return {name: statistics.median(v) for name, v in values.items()}
+
+
+def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "artifacts", steps: int = 12,
+              rounds: int = 3, eval_images: int = 1000) -> list[dict]:
     """Measure and print every figure; returns the rows."""
     study = prepare_study(profile, data_dir, artifacts_dir)
-    p = get_profile(profile)
-    grid_path = Path(artifacts_dir) / "grid.json"  # the study's own alpha, beta, gamma when it has run
-    abg = [json.loads(grid_path.read_text())[k] for k in ("alpha", "beta", "gamma")] if grid_path.is_file() else (1.2, 1.05, 1.23)
-    final = scale(BASELINES["C"], *abg, p.final_phi)
+    batch = study.recipe.batch_size
+    final, checkpoint, sigma, notes = study_choices(study)
     rows = []
 
     def record(what: str, value: float, note: str = "") -> None:
         rows.append({"measurement": what, "img/s": round(value, 1), "note": note})
-        print(f"{what:<58} {value:8.1f} img/s  {note}", flush=True)
+        print(f"{what:<62} {value:8.1f} img/s  {note}", flush=True)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {p.batch_size}")
-    n = steps * p.batch_size
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch}, native bf16: "
+          f"{bf16_is_fast('cpu')}; final model {final.name} @{final.resolution}px, sigma {sigma:.3f}")
+    for note in notes:
+        print(f"note: {note}")
+    n = steps * batch
     images = study.splits["train"][:n]
     for spec in (BASELINES["C"], final):
         k = spec.resolution
-        model_only = model_step_rate(spec, p.batch_size, steps)
+        model_only = model_step_rate(spec, batch, steps)
         record(f"model-only train step, {spec.name} @{k}px", model_only)
         torch.manual_seed(0)
-        state = fit(build_model(spec), Feed(study.cache, images, k, batch_size=p.batch_size), TrainConfig(epochs=1),
+        state = fit(build_model(spec), Feed(study.cache, images, k, batch_size=batch), TrainConfig(epochs=1),
                     progress=False)
         through_fit = state.history[0]["img_per_s"]
         record(f"fit() with the real data pipeline, {spec.name} @{k}px", through_fit,
                f"{100 * through_fit / model_only:.0f} % of model-only")
-        record(f"data pipeline alone @{k}px", pipeline_rate(Feed(study.cache, images, k, batch_size=p.batch_size), steps))
-    k_test, k_image = recommended_test_resolution(final.resolution, 0.45)
-    model = build_model(final)
-    ev = evaluate(model, Feed(study.cache, study.splits["test"][:n], k_test, "eval", k_image, batch_size=100),
-                  progress=False)
-    record(f"evaluation, {final.name} @{k_test}px (FixRes resolution)", ev["img_per_s"])
+        record(f"data pipeline alone @{k}px", pipeline_rate(Feed(study.cache, images, k, batch_size=batch), steps))
+
+    k_test, k_image = recommended_test_resolution(final.resolution, sigma)
+    model = load_checkpoint(checkpoint)[0] if checkpoint else build_model(final)
+    feed = Feed(study.cache, study.splits["test"][:eval_images], k_test, "eval", k_image, batch_size=100)
+    small = Feed(study.cache, study.splits["test"][:max(100, eval_images // 8)], k_test, "eval", k_image, batch_size=100)
+    print(f"interleaved, median of {rounds} rounds: evaluation of {final.name} at the FixRes resolution {k_test}px "
+          f"on {len(feed)} test images ({len(small)} for bf16), the training step with and without bf16 autocast")
+    medians = interleaved({
+        "eval fp32": lambda: evaluate(model, feed, progress=False, fast=False)["img_per_s"],
+        "eval fast": lambda: evaluate(model, feed, progress=False)["img_per_s"],
+        "eval fast + bf16": lambda: evaluate(model, small, progress=False, bf16=True)["img_per_s"],
+        "step fp32": lambda: model_step_rate(final, batch, steps),
+        "step bf16": lambda: model_step_rate(final, batch, max(2, steps // 8), bf16=True),
+    }, rounds)
+    fast_note = "bf16 autocast on (native bf16)" if bf16_is_fast("cpu") else "fp32: this CPU has no native bf16"
+    record(f"evaluation, plain fp32 path, @{k_test}px", medians["eval fp32"])
+    record(f"evaluation, fast path (BN folded, batch 256, {'bf16' if bf16_is_fast('cpu') else 'fp32'}), @{k_test}px",
+           medians["eval fast"], f"{medians['eval fast'] / medians['eval fp32']:.2f}x the fp32 path; {fast_note}")
+    record(f"evaluation, fast path + bf16 autocast, @{k_test}px", medians["eval fast + bf16"],
+           f"{medians['eval fast + bf16'] / medians['eval fp32']:.2f}x the fp32 path")
+    record(f"model-only train step, {final.name}, fp32", medians["step fp32"])
+    record(f"model-only train step, {final.name}, bf16 autocast", medians["step bf16"],
+           f"{medians['step bf16'] / medians['step fp32']:.2f}x fp32")
+    plain = predict(model, feed, progress=False, fast=False)[0].argmax(1)
+    fast = predict(model, feed, progress=False)[0].argmax(1)
+    half = predict(model, small, progress=False, bf16=True)[0].argmax(1)
+    weights = "the study's trained final model" if checkpoint else "untrained weights"
+    print(f"agreement with the fp32 path ({weights}): fast path {100 * np.mean((fast == plain).numpy()):.2f} % of "
+          f"{len(feed)} predictions, bf16 {100 * np.mean((half == plain[:len(small)]).numpy()):.2f} % of {len(small)}")
     base = BASELINES["C"]
-    record("variant: contiguous (NCHW) memory format, C @64px", model_step_rate(base, p.batch_size, steps, False))
-    for batch in (32, 128):
-        record(f"variant: batch {batch}, C @64px", model_step_rate(base, batch, max(3, steps * 64 // batch)))
+    record("variant: contiguous (NCHW) memory format, C @64px", model_step_rate(base, batch, steps, False))
+    for b in (32, 128):
+        record(f"variant: batch {b}, C @64px", model_step_rate(base, b, max(3, steps * 64 // b)))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    record("variant: 1 thread, C @64px", model_step_rate(base, p.batch_size, steps))
+    record("variant: 1 thread, C @64px", model_step_rate(base, batch, steps))
     torch.set_num_threads(threads)
     return rows

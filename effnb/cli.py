@@ -7,20 +7,11 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
 DEBUG_ENV = "EFFNB_DEBUG"
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -134,29 +125,117 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_PRECEDENCE = ("Precedence, lowest first: built-in defaults < the recipe (--recipe, else the profile's) < "
+                    "the --config JSON file < flags given on the command line. --config keys are the long option "
+                    "names with '_' for '-' (e.g. {\"recipe\": \"seed\", \"batch_size\": 32}).")
+
+
+def positive(kind: type) -> Callable[[str], float]:
+    """An argparse type for a positive ``kind`` (int or float)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a positive {'integer' if kind is int else 'number'}, got {value}")
+        return value
+    return parse
+
+
+positive_int, positive_float = positive(int), positive(float)
+
+
+def train_options(args: argparse.Namespace) -> dict:
+    """``effnb train``'s options merged as documented in :data:`TRAIN_PRECEDENCE` (the recipe is applied later).
+
+    ``args`` holds only the flags given (the train parser's defaults are suppressed and kept in ``args.defaults``).
+    A --config key that is unknown or has the wrong type is a ValueError naming it.
+    """
+    actions = {a.dest: a for a in args.parser._actions if a.dest not in ("help", "config")}
+    options = dict(args.defaults)
+    config_file = getattr(args, "config", None)
+    if config_file:
+        try:
+            config = json.loads(Path(config_file).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read --config {config_file}: {exc}") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"--config {config_file} must hold one JSON object")
+        unknown = sorted(set(config) - set(actions))
+        if unknown:
+            raise ValueError(f"--config {config_file}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(actions))}")
+        for key, value in config.items():
+            action = actions[key]
+            try:
+                if isinstance(action, argparse._StoreTrueAction):
+                    if not isinstance(value, bool):
+                        raise argparse.ArgumentTypeError("must be true or false")
+                elif action.type is None:
+                    if not isinstance(value, str):
+                        raise argparse.ArgumentTypeError("must be a string")
+                else:
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        raise argparse.ArgumentTypeError("must be a number")
+                    value = action.type(str(value))
+                if action.choices and value not in action.choices:
+                    raise argparse.ArgumentTypeError(f"choose one of {', '.join(map(str, action.choices))}")
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise ValueError(f"--config {config_file}: {key}: {exc} (got {value!r})") from None
+            options[key] = value
+    options.update({dest: getattr(args, dest) for dest in actions if hasattr(args, dest)})
+    return options
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from .device import pick_device
     from .experiments import run_experiment
     from .model import BASELINES
+    from .profiles import get_profile
+    from .recipes import get_recipe
     from .scaling import scale
     from .study import prepare_study
 
-    device = pick_device(args.device)  # refused before the images are decoded when unknown or unavailable
-    config = json.loads(Path(args.config).read_text()) if args.config else {}
-    pick = lambda name: config.get(name, getattr(args, name))  # noqa: E731 - flags win over nothing, config over defaults
-    study = prepare_study(pick("profile"), pick("data_dir"), pick("artifacts_dir"), pick("seed"))
-    spec = scale(BASELINES[pick("baseline")], pick("alpha"), pick("beta"), pick("gamma"), pick("phi"))
-    exp = study.final_experiment(spec) if pick("final") else study.selection_experiment(spec)
+    o = train_options(args)
+    device = pick_device(o["device"])  # refused before the images are decoded when unknown or unavailable
+    recipe = get_recipe(o["recipe"] or get_profile(o["profile"]).recipe)
+    recipe = recipe.with_changes(**{k: o[k] for k in ("lr", "batch_size") if o[k] is not None})
+    study = prepare_study(o["profile"], o["data_dir"], o["artifacts_dir"], o["seed"])
+    study.recipe = recipe
+    spec = scale(BASELINES[o["baseline"]], o["alpha"], o["beta"], o["gamma"], o["phi"])
+    if o["resolution"]:
+        spec = replace(spec, resolution=o["resolution"])
+    if o["final"]:
+        exp = study.final_experiment(spec, o["epochs"])
+    else:
+        exp = study.selection_experiment(spec, o["epochs"])
     result = run_experiment(exp, study.cache, study.artifacts_dir, device)
     print_json({k: result[k] for k in ("name", "params", "flops", "train_seconds", "checkpoint")} |
-               {"eval": result.get("eval")}, indent=2)
+               {"recipe": study.recipe.name, "train_config": result["train_config"], "eval": result.get("eval")},
+               indent=2)
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    run_bench(args.data_dir, args.profile, args.artifacts_dir, args.steps)
+    run_bench(args.data_dir, args.profile, args.artifacts_dir, args.steps, args.rounds, args.eval_images)
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from .ablation import run_ablation
+    from .device import pick_device
+    from .study import prepare_study
+
+    study = prepare_study(args.profile, args.data_dir, args.artifacts_dir, args.seed)
+    command = (f"effnb ablate --profile {args.profile} --data-dir {args.data_dir} --artifacts-dir {args.artifacts_dir} "
+               f"--seed {args.seed} --epochs {args.epochs:g}{f' --train-n {args.train_n}' if args.train_n else ''} "
+               f"--recal-n {args.recal_n} --reports-dir {args.reports_dir}")
+    print(run_ablation(study, args.epochs, args.reports_dir, command, args.train_n, args.recal_n, args.only,
+                       pick_device(args.device)))
     return 0
 
 
@@ -220,9 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("train", help="train one experiment (resumable; a finished one is read back)")
+    p = sub.add_parser("train", help="train one experiment (resumable; a finished one is read back)",
+                       epilog=TRAIN_PRECEDENCE)
     data_args(p)
-    p.add_argument("--config", help="JSON file with any of these options")
+    p.add_argument("--config", help="JSON file with any of the options below")
+    p.add_argument("--recipe", help="training recipe from effnb.recipes (default: the profile's)")
+    p.add_argument("--epochs", type=positive_float, help="budget in equivalent epochs (default: the profile's)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--batch-size", type=positive_int, help="default: the recipe's")
+    p.add_argument("--resolution", type=positive_int, help="training resolution k_train (default: the scaled spec's)")
     p.add_argument("--baseline", default="C", choices=["A", "B", "C"])
     p.add_argument("--alpha", type=float, default=1.2)
     p.add_argument("--beta", type=float, default=1.05)
@@ -230,12 +315,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phi", type=float, default=0)
     p.add_argument("--final", action="store_true", help="the final-model budget instead of the selection budget")
     p.add_argument("--device")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, parser=p, defaults={a.dest: a.default for a in p._actions if a.dest != "help"})
+    for action in p._actions:  # only flags actually given reach the namespace, so they can win over --config
+        action.default = argparse.SUPPRESS
 
     p = sub.add_parser("bench", help="training and data-pipeline throughput on this machine")
     data_args(p)
     p.add_argument("--steps", type=positive_int, default=40, help="timed steps per measurement")
+    p.add_argument("--rounds", type=positive_int, default=3, help="rounds of the interleaved comparisons (median)")
+    p.add_argument("--eval-images", type=positive_int, default=1000, help="test images per evaluation measurement")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("ablate", help="train each recipe variant at one fixed budget; write reports/ablation.md")
+    data_args(p)
+    p.add_argument("--epochs", type=positive_float, default=6, help="budget in equivalent epochs at 64 px (default 6)")
+    p.add_argument("--reports-dir", default="reports")
+    p.add_argument("--train-n", type=positive_int, help="train on this many training images (default: all)")
+    p.add_argument("--recal-n", type=positive_int, default=1000, help="images for BN recalibration at the FixRes size")
+    p.add_argument("--only", nargs="*", help="only these variants")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("export-split", help="link one split's images into a new (or empty) class-per-folder directory")
     data_args(p)

@@ -61,12 +61,15 @@ class Experiment:
             object.__setattr__(self, "k_test", self.spec.resolution)
 
     def key(self) -> str:
-        """Content hash of everything that determines the result (12 hex digits): not the label nor the spec's name."""
+        """Content hash of everything that determines the result (12 hex digits): not the label nor the spec's name;
+        the starting checkpoint counts by its bytes, not its path."""
         config = asdict(self)
         del config["name"]
         config["spec"] = self.spec.content()
         config["train_indices"] = hashlib.sha256(np.asarray(self.train_indices, dtype=np.int64).tobytes()).hexdigest()
         config["eval_indices"] = hashlib.sha256(np.asarray(self.eval_indices, dtype=np.int64).tobytes()).hexdigest()
+        if self.init is not None and Path(self.init).is_file():  # the starting weights, wherever the file lies
+            config["init"] = hashlib.sha256(Path(self.init).read_bytes()).hexdigest()
         return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def folder(self, artifacts_dir: str | Path) -> Path:

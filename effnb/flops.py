@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -46,32 +44,22 @@ def count_flops(
     return counter.get_total_flops()
 
 
-def scaling_table(
-    spec: NetSpec, alpha: float, beta: float, gamma: float, phis: Iterable[float] = range(5)
-) -> list[dict[str, Any]]:
-    """One row per phi: resolution, layers/channels per stage, params, FLOPs and their growth.
+def scaling_table(spec: NetSpec, alpha: float, beta: float, gamma: float, max_phi: int = 4) -> pd.DataFrame:
+    """The scaled family for phi = 0 .. ``max_phi``, one row per phi (the index): resolution, layers and channels per
+    stage, params, forward MFLOPs (multiply-add = 2) and their growth, rounded to 3 decimals.
 
     ``flops_ratio`` is relative to phi = 0, ``expected`` is ``constraint(alpha, beta, gamma)**phi``
     (about 2**phi) and ``deviation`` is ``flops_ratio / expected - 1``.
     """
     base = count_flops(spec)
     rows = []
-    for phi in phis:
+    for phi in range(max_phi + 1):
         s = scale(spec, alpha, beta, gamma, phi)
         model = build_model(s)
         flops = count_flops(model)
         expected = constraint(alpha, beta, gamma) ** phi
-        rows.append(
-            {
-                "phi": phi,
-                "resolution": s.resolution,
-                "layers": [st.layers for st in s.stages],
-                "channels": [st.channels for st in s.stages],
-                "params": count_params(model),
-                "flops": flops,
-                "flops_ratio": flops / base,
-                "expected": expected,
-                "deviation": flops / base / expected - 1,
-            }
-        )
-    return rows
+        rows.append({"phi": phi, "resolution": s.resolution, "layers": [st.layers for st in s.stages],
+                     "channels": [st.channels for st in s.stages], "params": count_params(model),
+                     "MFLOPs (2/MAC)": flops / 1e6, "flops_ratio": flops / base, "expected": expected,
+                     "deviation": flops / base / expected - 1})
+    return pd.DataFrame(rows).set_index("phi").round(3)

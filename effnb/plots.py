@@ -15,8 +15,6 @@ from IPython.display import Image, display
 from matplotlib.colors import ListedColormap
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
 
-from .flops import scaling_table
-from .model import NetSpec
 from .transforms import denormalize
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -169,13 +167,6 @@ def plot_sizes(hw: np.ndarray) -> plt.Figure | None:
     axes[0].set_title("cached image size (longer side = cache side)")
     fig.tight_layout()
     return fig
-
-
-def scaling_frame(spec: NetSpec, alpha: float, beta: float, gamma: float, phi: int) -> pd.DataFrame:
-    """The scaled network's size and cost for phi = 0 .. ``phi``."""
-    df = pd.DataFrame(scaling_table(spec, alpha, beta, gamma, range(phi + 1)))
-    df["MFLOPs (2/MAC)"] = df.pop("flops") / 1e6
-    return df.set_index("phi").round(3)
 
 
 def plot_prediction_grid(correct: pd.DataFrame) -> plt.Figure:

@@ -20,8 +20,7 @@ class Profile:
     limit_per_class: int | None  # use only this many images of each class (None: all)
     test_size: int
     test2_size: int
-    batch_size: int
-    lr: float
+    recipe: str  # the training recipe (effnb.recipes) of every training run: optimiser, lr, batch, schedule...
     # selection experiments (baselines, grid, accuracy-vs-FLOPs) share one budget so they compare
     select_train_n: int | None
     select_epochs: int
@@ -30,7 +29,7 @@ class Profile:
     scaling_phis: tuple[int, ...]  # phis trained on the selection budget for the accuracy-vs-FLOPs plot
     # the final model
     final_phi: int
-    final_epochs: int
+    final_epochs: int  # budget in equivalent epochs at its training resolution (see effnb.recipes)
     final_train_n: int | None
     # FixRes
     sweep_n: int | None
@@ -51,7 +50,7 @@ class Profile:
     def summary(self) -> str:
         """A short human-readable line for the top of each report."""
         n = "all images" if self.limit_per_class is None else f"{self.limit_per_class} images per class"
-        return (f"profile '{self.name}' ({self.description}): {n}; selection runs {self.select_epochs} epochs on "
+        return (f"profile '{self.name}' ({self.description}): {n}; recipe '{self.recipe}'; selection runs {self.select_epochs} epochs on "
                 f"{self.select_train_n or 'all'} images; final model phi={self.final_phi}, {self.final_epochs} epochs on "
                 f"{self.final_train_n or 'the full train split'}; fine-tune {self.finetune_epochs} epoch(s) on "
                 f"{self.finetune_n or 'the full train split'}")
@@ -60,7 +59,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", description="tests and CI: every notebook end to end in minutes",
-        cache_side=96, limit_per_class=150, test_size=60, test2_size=60, batch_size=32, lr=2e-3,
+        cache_side=96, limit_per_class=150, test_size=60, test2_size=60, recipe="budget",
         select_train_n=120, select_epochs=1, select_eval_n=None, grid_phi=1, scaling_phis=(2,),
         final_phi=1, final_epochs=1, final_train_n=None,
         sweep_n=None, sweep_factors=(1.0, 1.5, 2.0), bn_recal_n=64,
@@ -78,7 +77,7 @@ PROFILES: dict[str, Profile] = {
     # final_epochs is the slack: one epoch of the 97 px model is about 2 minutes.
     "cpu": Profile(
         name="cpu", description="the real study on two CPU cores, under two hours",
-        cache_side=200, limit_per_class=None, test_size=4000, test2_size=4000, batch_size=64, lr=2e-3,
+        cache_side=200, limit_per_class=None, test_size=4000, test2_size=4000, recipe="budget",
         select_train_n=None, select_epochs=6, select_eval_n=None, grid_phi=1, scaling_phis=(),
         final_phi=2, final_epochs=16, final_train_n=None,
         sweep_n=600, sweep_factors=(1.0, 1.25, 1.5, 1.75, 2.0, 2.25), bn_recal_n=1000,
@@ -87,7 +86,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "full": Profile(
         name="full", description="the author's published schedule, for a GPU",
-        cache_side=320, limit_per_class=None, test_size=4000, test2_size=4000, batch_size=64, lr=1e-3,
+        cache_side=320, limit_per_class=None, test_size=4000, test2_size=4000, recipe="seed",
         select_train_n=None, select_epochs=30, select_eval_n=None, grid_phi=1, scaling_phis=(2, 3),
         final_phi=4, final_epochs=150, final_train_n=None,
         sweep_n=None, sweep_factors=(0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5), bn_recal_n=5000,

@@ -27,6 +27,7 @@ from .engine import TrainConfig
 from .experiments import Experiment
 from .model import NetSpec
 from .profiles import Profile, get_profile
+from .recipes import Recipe, get_recipe
 
 NOTEBOOKS = {"data": "01_data", "baselines": "02_baselines", "grid": "03_grid", "scaling": "04_scaling",
              "finetune": "05_finetune", "final": "06_final"}
@@ -85,6 +86,11 @@ class Study:
     root: Path
     test2: InitVar[np.ndarray | None] = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    recipe: Recipe = field(default=None)  # type: ignore[assignment]  # None: the profile's recipe
+
+    def __post_init__(self) -> None:
+        if self.recipe is None:
+            self.recipe = get_recipe(self.profile.recipe)
 
     def __post_init__(self, test2: np.ndarray | None) -> None:
         self._test2 = np.zeros(0, dtype=np.int64) if test2 is None else test2
@@ -103,10 +109,8 @@ class Study:
         return counts
 
     def recipe_record(self) -> dict:
-        """The training recipes of the selection runs and of the final model (for ``final.json``)."""
-        p = self.profile
-        return {"selection": self.train_config(p.select_epochs).as_dict(),
-                "final": self.train_config(p.final_epochs).as_dict()}
+        """The study's training recipe (for ``final.json``)."""
+        return self.recipe.as_dict()
 
     @property
     def data_key(self) -> str:
@@ -131,8 +135,9 @@ class Study:
         write_stage(self.artifacts_dir, stage, {"run": self.run_info(), **results, "findings": findings})
         display(Markdown("\n".join(f"- {line}" for line in findings)))
 
-    def train_config(self, epochs: int, **overrides) -> TrainConfig:
-        return TrainConfig(epochs=epochs, lr=overrides.pop("lr", self.profile.lr), **overrides)
+    def train_config(self, k_train: int, epochs: float, **overrides) -> TrainConfig:
+        """The study's recipe for a budget of ``epochs`` equivalent epochs at ``k_train`` (engine fields overridden)."""
+        return self.recipe.train_config(k_train, epochs, **overrides)
 
     @property
     def decision_indices(self) -> tuple[int, ...]:
@@ -145,9 +150,9 @@ class Study:
         p = self.profile
         epochs = p.select_epochs if epochs is None else epochs
         return Experiment(
-            name=spec.name, spec=spec, train=self.train_config(epochs),
+            name=spec.name, spec=spec, train=self.train_config(spec.resolution, epochs),
             train_indices=tuple(subset(self.splits["train"], p.select_train_n, self.seed).tolist()),
-            eval_indices=self.decision_indices, batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
+            eval_indices=self.decision_indices, batch_size=self.recipe.batch_size, seed=self.seed, data_key=self.data_key)
 
     @property
     def recalibration_indices(self) -> tuple[int, ...]:
@@ -159,38 +164,40 @@ class Study:
         """Re-estimate the BN statistics of checkpoint ``init`` at ``k_test`` on :attr:`recalibration_indices`
         (evaluation preprocessing, no gradient step), then measure it on the decision images."""
         p = self.profile
-        return Experiment(name=name, kind="bn_recal", spec=spec, train=self.train_config(0), k_test=k_test, init=init,
+        return Experiment(name=name, kind="bn_recal", spec=spec, train=self.train_config(k_test, 0), k_test=k_test, init=init,
                           train_indices=self.recalibration_indices, eval_indices=self.decision_indices,
-                          batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
+                          batch_size=self.recipe.batch_size, seed=self.seed, data_key=self.data_key)
 
-    def final_experiment(self, spec: NetSpec) -> Experiment:
+    def final_experiment(self, spec: NetSpec, epochs: float | None = None) -> Experiment:
         """The final model: the full training split (or the profile's share of it)."""
         p = self.profile
         return Experiment(
-            name=f"final-{spec.name}", spec=spec, train=self.train_config(p.final_epochs),
+            name=f"final-{spec.name}", spec=spec, train=self.train_config(spec.resolution, epochs or p.final_epochs),
             train_indices=tuple(subset(self.splits["train"], p.final_train_n, self.seed).tolist()),
             eval_indices=tuple(subset(self.splits["test"], p.select_eval_n, self.seed).tolist()),
-            batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
+            batch_size=self.recipe.batch_size, seed=self.seed, data_key=self.data_key)
 
     def fixres_experiments(self, spec: NetSpec, init: str, k_test: int) -> dict[str, Experiment]:
         """The three FixRes variants at test resolution ``k_test``, all from checkpoint ``init``.
 
         ``bn_recal``: re-estimate BN statistics only; ``head``: train classifier + last BN (the FixRes
         paper's recipe); ``full``: fine-tune everything (as the author's published code does). All see the
-        training images through the evaluation preprocessing at ``k_test``.
+        training images through the evaluation preprocessing at ``k_test``, with the recipe's optimiser, no EMA,
+        and a cosine schedule.
         """
         p = self.profile
+        plain = dict(schedule="cosine", ema_decay=None, size_start=1.0, p_range_start=None)
         train_idx = tuple(subset(self.splits["train"], p.finetune_n, self.seed).tolist())
         common = dict(spec=spec, k_test=k_test, eval_indices=self.decision_indices, init=init,
-                      batch_size=p.batch_size, seed=self.seed, data_key=self.data_key)
+                      batch_size=self.recipe.batch_size, seed=self.seed, data_key=self.data_key)
         return {
             "bn_recal": self.bn_recal_experiment("fixres-bn_recal", spec, init, k_test),
             "head": Experiment(name="fixres-head", kind="finetune", train_indices=train_idx,
-                               train=self.train_config(p.head_finetune_epochs, lr=p.head_finetune_lr,
-                                                       schedule="cosine", weight_decay=0.0, trainable="head"),
+                               train=self.train_config(k_test, p.head_finetune_epochs, lr=p.head_finetune_lr,
+                                                       weight_decay=0.0, trainable="head", **plain),
                                **common),
             "full": Experiment(name="fixres-full", kind="finetune", train_indices=train_idx,
-                               train=self.train_config(p.finetune_epochs, lr=p.finetune_lr, schedule="cosine"),
+                               train=self.train_config(k_test, p.finetune_epochs, lr=p.finetune_lr, **plain),
                                **common),
         }
 

@@ -11,7 +11,8 @@ from IPython.display import Markdown, display
 from .data import ImageCache
 from .fixres import apparent_object_scale
 from .model import NetSpec
-from .plots import scaling_frame, show_images, show_jpeg
+from .flops import scaling_table
+from .plots import show_images, show_jpeg
 from .progress import in_batch
 from .transforms import crop_resize, eval_boxes, image_test_size
 
@@ -67,7 +68,7 @@ def scaling_explorer(spec: NetSpec) -> widgets.Widget:
     """Sliders for alpha, beta, gamma, phi: the scaled network's layers, channels, params, FLOPs and resolution."""
     def show(alpha: float, beta: float, gamma: float, phi: int) -> None:
         print(f"alpha*beta^2*gamma^2 = {alpha * beta ** 2 * gamma ** 2:.3f} (target 2)")
-        display(scaling_frame(spec, alpha, beta, gamma, phi))
+        display(scaling_table(spec, alpha, beta, gamma, phi))
     slider = lambda v: widgets.FloatSlider(v, min=1.0, max=1.6, step=0.01)  # noqa: E731
     return widgets.interactive(show, alpha=slider(1.2), beta=slider(1.05), gamma=slider(1.23),
                                phi=widgets.IntSlider(4, 0, 6))

@@ -36,7 +36,8 @@ from IPython.display import Markdown, display
 
 from effnb import seed_results
 from effnb.model import BASELINES
-from effnb.plots import plot_learning_curves, plot_selection, results_frame, scaling_frame
+from effnb.flops import scaling_table
+from effnb.plots import plot_learning_curves, plot_selection, results_frame
 from effnb.scaling import SEED_GRID, constraint, scale
 from effnb.selection import measurement, select
 from effnb.stats import DecisionRule, format_accuracy
@@ -54,7 +55,7 @@ phi = study.profile.grid_phi
 
 # %%
 show_explorer(scaling_explorer, base)
-display(scaling_frame(base, 1.2, 1.05, 1.23, 4))
+display(scaling_table(base, 1.2, 1.05, 1.23, 4))
 
 # %% [markdown]
 # ## The decision rule, fixed before any result

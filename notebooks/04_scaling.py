@@ -37,7 +37,8 @@ from IPython.display import Markdown, display
 
 from effnb.experiments import run_experiment
 from effnb.model import NetSpec
-from effnb.plots import plot_accuracy_vs_flops, plot_learning_curves, results_frame, scaling_frame
+from effnb.flops import scaling_table
+from effnb.plots import plot_accuracy_vs_flops, plot_learning_curves, results_frame
 from effnb.scaling import scale
 from effnb.selection import measure_candidate
 from effnb.stats import format_accuracy
@@ -55,7 +56,7 @@ alpha, beta, gamma = grid["alpha"], grid["beta"], grid["gamma"]
 # Resolution, layers and channels per stage, parameters and forward FLOPs (multiply-add = 2) for each φ.
 
 # %%
-display(scaling_frame(base, alpha, beta, gamma, max(4, p.final_phi)))
+display(scaling_table(base, alpha, beta, gamma, max(4, p.final_phi)))
 final_spec = scale(base, alpha, beta, gamma, p.final_phi)
 display(Markdown(f"The final model, φ = {p.final_phi}:"))
 display(pd.DataFrame(final_spec.table()).set_index("stage"))

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import effnb.experiments as experiments
-from effnb.engine import Feed, TrainConfig, TrainingDiverged, evaluate, fit, recalibrate_bn
+from effnb.engine import (Feed, TrainConfig, TrainingDiverged, evaluate, fit, inference_model, predict,
+                          recalibrate_bn)
 from effnb.experiments import Experiment, run_experiment
 from effnb.model import BASELINES, build_model
 
@@ -17,9 +18,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SPEC = dataclasses.replace(BASELINES["C"], resolution=32)
 
 
-def tiny_experiment(cache, epochs=3, **kw) -> Experiment:
+def tiny_experiment(cache, epochs=3, train_options=None, **kw) -> Experiment:
     idx = tuple(range(len(cache)))
-    return Experiment(name="tiny", spec=SPEC, train=TrainConfig(epochs=epochs, lr=3e-3),
+    return Experiment(name="tiny", spec=SPEC, train=TrainConfig(epochs=epochs, lr=3e-3, **(train_options or {})),
                       train_indices=idx, eval_indices=idx, batch_size=16, **kw)
 
 
@@ -68,8 +69,10 @@ def assert_same_weights(checkpoint_a: str, checkpoint_b: str) -> None:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(small_cache, tmp_path, monkeypatch):
-    exp = tiny_experiment(small_cache, epochs=3)
+@pytest.mark.parametrize("train_options", [None, dict(ema_decay=0.8, size_start=0.5, p_range_start=(0.5, 1.0),
+                                                      schedule="linear")], ids=["plain", "ema-progressive"])
+def test_resume_after_interruption_matches_uninterrupted_run(small_cache, tmp_path, monkeypatch, train_options):
+    exp = tiny_experiment(small_cache, epochs=3, train_options=train_options)
     straight = run_experiment(exp, small_cache, tmp_path / "a", progress=False)
     interrupt_after(2, exp, small_cache, tmp_path / "b", monkeypatch)
     assert not (exp.folder(tmp_path / "b") / "result.json").exists()
@@ -185,3 +188,119 @@ def test_resolution_is_bounded_by_the_cache_and_tiny_ones_warn(small_cache):
             Feed(small_cache, idx, bad)
     with pytest.warns(UserWarning, match="resolution 1 px is tiny"):
         Feed(small_cache, idx, 1)
+# --- recipe mechanics: linear decay, EMA, progressive resizing, bf16, fast evaluation ---
+
+def _fit(cache, config, batch=16, seed=0, **kw):
+    torch.manual_seed(seed)
+    model = build_model(SPEC)
+    state = fit(model, Feed(cache, np.arange(len(cache)), 32, batch_size=batch), config, progress=False, **kw)
+    return model, state
+
+
+def test_linear_schedule_decays_to_zero(small_cache):
+    _, state = _fit(small_cache, TrainConfig(epochs=3, lr=1e-2, schedule="linear"))
+    lrs = [h["lr"] for h in state.history]
+    assert lrs[0] < 1e-2 and lrs == sorted(lrs, reverse=True)
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_ema_tracks_weights_and_bn_buffers_without_changing_training(small_cache):
+    plain, plain_state = _fit(small_cache, TrainConfig(epochs=2, lr=3e-3))
+    slow, slow_state = _fit(small_cache, TrainConfig(epochs=2, lr=3e-3, ema_decay=0.9))
+    # the average does not feed back into training: the same losses step by step
+    assert [h["train_loss"] for h in slow_state.history] == [h["train_loss"] for h in plain_state.history]
+    a, b = plain.state_dict(), slow.state_dict()
+    assert not torch.allclose(a["classifier.weight"], b["classifier.weight"])
+    assert not torch.allclose(a["final_bn.running_mean"], b["final_bn.running_mean"])  # BN buffers averaged too
+    assert slow_state.ema_state is not None and int(slow_state.ema_state["n_averaged"]) == 2 * (len(small_cache) // 16)
+    # with a decay near zero the average is the last weights
+    last, _ = _fit(small_cache, TrainConfig(epochs=2, lr=3e-3, ema_decay=1e-9))
+    for k, v in a.items():
+        torch.testing.assert_close(last.state_dict()[k], v)
+
+
+def test_ema_is_what_validation_sees(small_cache):
+    idx = np.arange(len(small_cache))
+    val = Feed(small_cache, idx, 32, "eval")
+    model, state = _fit(small_cache, TrainConfig(epochs=1, lr=3e-3, ema_decay=0.5), val=val)
+    assert state.history[-1]["val_acc"] == pytest.approx(evaluate(model, val, progress=False)["accuracy"])
+
+
+def test_progressive_plan_rises_to_the_target_size_and_crop_range():
+    config = TrainConfig(epochs=5, size_start=0.5, p_range_start=(0.6, 1.0), p_range=(0.2, 0.7))
+    plan = [config.epoch_plan(e, 64) for e in range(5)]
+    assert [size for size, _ in plan] == [32, 40, 48, 56, 64]
+    assert plan[0][1] == (0.6, 1.0) and plan[-1][1] == (0.2, 0.7) and plan[2][1] == (0.4, 0.85)
+    assert config.equivalent_epochs(64) == pytest.approx(sum((s / 64) ** 2 for s in (32, 40, 48, 56, 64)))
+    assert TrainConfig(epochs=5).equivalent_epochs(64) == 5
+
+
+def test_progressive_fit_trains_at_the_planned_sizes(small_cache, monkeypatch):
+    import effnb.engine as engine
+    seen = []
+    real = engine.train_batch
+
+    def spy(images, hw, size, generator=None, p_range=(0.2, 0.7), **kw):
+        seen.append((size, p_range))
+        return real(images, hw, size, generator=generator, p_range=p_range, **kw)
+
+    monkeypatch.setattr(engine, "train_batch", spy)
+    config = TrainConfig(epochs=3, size_start=0.5, p_range_start=(0.5, 1.0))
+    _, state = _fit(small_cache, config)
+    assert [h["size"] for h in state.history] == [16, 24, 32]
+    assert sorted(set(seen)) == [(16, (0.5, 1.0)), (24, (0.35, 0.85)), (32, (0.2, 0.7))]
+
+
+@pytest.mark.parametrize("bad", [dict(size_start=0), dict(p_range=(0.7, 0.2)), dict(ema_decay=1.0), dict(lr=0)])
+def test_invalid_train_configs_are_refused(bad):
+    with pytest.raises(ValueError):
+        TrainConfig(epochs=1, **bad)
+
+
+def test_bf16_training_runs_the_forward_pass_in_bf16(small_cache):
+    dtypes = []
+    torch.manual_seed(0)
+    model = build_model(SPEC)
+    model.classifier.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype) if m.training else None)
+    state = fit(model, Feed(small_cache, np.arange(32), 32, batch_size=16), TrainConfig(epochs=1, bf16=True),
+                progress=False)
+    assert set(dtypes) == {torch.bfloat16} and np.isfinite(state.history[0]["train_loss"])
+    assert model.classifier.weight.dtype == torch.float32  # master weights stay fp32
+
+
+@pytest.fixture(scope="module")
+def trained(small_cache):
+    model, _ = _fit(small_cache, TrainConfig(epochs=3, lr=3e-3))
+    return model.eval()
+
+
+def test_fast_evaluation_agrees_with_the_plain_fp32_path(trained, small_cache):
+    feed = Feed(small_cache, np.arange(len(small_cache)), 48, "eval", batch_size=16)
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    plain, labels = predict(trained, feed, progress=False, fast=False)
+    fast, fast_labels = predict(trained, feed, progress=False, fast=True, bf16=False)
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)  # BN folding only reorders float arithmetic
+    assert torch.equal(labels, fast_labels)
+    half, _ = predict(trained, feed, progress=False, fast=True, bf16=True)
+    assert (half.argmax(1) == plain.argmax(1)).float().mean() >= 0.95
+    assert (half - plain).abs().max() < 0.1 * plain.abs().max()
+    for k, v in trained.state_dict().items():  # the caller's model is untouched (folding works on a copy)
+        assert torch.equal(v, before[k])
+
+
+def test_inference_model_folds_batchnorm_into_the_convolutions(trained):
+    def count(model):
+        return sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+    # every conv's BN is folded; the extra BN after the head (no conv before it) stays
+    assert count(inference_model(trained)) == 1 < count(trained)
+
+
+def test_flip_tta_averages_the_logits_of_the_mirrored_images(trained, small_cache):
+    feed = Feed(small_cache, np.arange(24), 32, "eval")
+    plain, _ = predict(trained, feed, progress=False, fast=False)
+    tta, _ = predict(trained, feed, progress=False, fast=False, tta=True)
+    x = torch.cat([x for x, _ in feed.batches()])
+    with torch.no_grad():
+        mirrored = trained(x.flip(-1))
+    torch.testing.assert_close(tta, (plain + mirrored) / 2, rtol=1e-5, atol=1e-5)

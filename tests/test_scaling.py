@@ -1,7 +1,6 @@
 import math
 
 import pytest
-import torch
 from torch import nn
 
 from effnb.flops import count_flops, scaling_table
@@ -126,11 +125,10 @@ def test_count_flops_model() -> None:
 
 
 def test_scaling_table_monotonic() -> None:
-    rows = scaling_table(C, 1.2, 1.05, 1.23)
-    assert [r["phi"] for r in rows] == [0, 1, 2, 3, 4]
-    assert [r["resolution"] for r in rows] == [64, 79, 97, 119, 146]
-    assert rows[0]["flops_ratio"] == 1.0 and rows[0]["deviation"] == 0.0
-    ratios = [r["flops_ratio"] for r in rows]
-    assert all(a < b for a, b in zip(ratios, ratios[1:]))
-    assert all(a["params"] <= b["params"] for a, b in zip(rows, rows[1:]))
-    assert torch.tensor([r["deviation"] for r in rows]).abs().max() < 0.5
+    table = scaling_table(C, 1.2, 1.05, 1.23)
+    assert table.index.tolist() == [0, 1, 2, 3, 4]
+    assert table["resolution"].tolist() == [64, 79, 97, 119, 146]
+    assert table.loc[0, "flops_ratio"] == 1.0 and table.loc[0, "deviation"] == 0.0
+    assert table.loc[0, "MFLOPs (2/MAC)"] == round(count_flops(C) / 1e6, 3)
+    assert table["flops_ratio"].is_monotonic_increasing and table["params"].is_monotonic_increasing
+    assert table["deviation"].abs().max() < 0.5

@@ -73,3 +73,14 @@ def test_fixres_variants_share_their_images_and_differ_in_what_they_train(study)
     assert len({exp.eval_indices for exp in v.values()}) == 1
     assert (v["bn_recal"].kind, v["head"].train.trainable, v["full"].train.trainable) == ("bn_recal", "head", "all")
     assert len({exp.key() for exp in v.values()}) == 3
+
+
+def test_a_fixres_step_is_the_same_experiment_wherever_its_starting_checkpoint_lies(study, checkpoint, tmp_path):
+    moved = tmp_path / "elsewhere" / "model.pt"
+    moved.parent.mkdir()
+    moved.write_bytes(checkpoint.read_bytes())
+    here = study.fixres_experiments(C, init=str(checkpoint), k_test=96)["full"]
+    there = study.fixres_experiments(C, init=str(moved), k_test=96)["full"]
+    assert here.key() == there.key()
+    moved.write_bytes(checkpoint.read_bytes() + b"other weights")
+    assert study.fixres_experiments(C, init=str(moved), k_test=96)["full"].key() != here.key()

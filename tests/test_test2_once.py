@@ -75,6 +75,6 @@ def test_reading_test2_records_the_choices_and_refuses_after_a_change(study, tmp
 
 def test_provenance_hashes_profile_and_recipe(study):
     record = holdout.provenance(study)
-    assert record["profile"]["name"] == "smoke" and "final" in record["recipe"]
+    assert record["profile"]["name"] == "smoke" and record["recipe"]["name"] == "budget"
     assert record["profile_recipe_hash"] == holdout.fingerprint({"profile": record["profile"], "recipe": record["recipe"]})
     assert set(record["code"]) == {"commit", "modified"}

@@ -1,0 +1,48 @@
+"""The ablation's statistics and its table, and one tiny end-to-end run on synthetic images."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from effnb.ablation import default_variants, table, to_markdown
+from effnb.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+
+
+def test_variants_change_one_lever_each_against_the_reference():
+    variants = {v.name: v.recipe for v in default_variants(steps=1000)}
+    ref = variants["onecycle"]
+    assert variants["linear"].with_changes(schedule="onecycle") == ref
+    assert variants["ema"].with_changes(ema_decay=None) == ref and variants["ema"].ema_decay == 0.99
+    assert variants["batch32"].with_changes(batch_size=64) == ref
+
+
+def test_table_marks_the_reference_and_tests_each_variant_against_it():
+    rng = np.random.default_rng(0)
+    def row(name, p):
+        correct = {k: (rng.random(400) < p).astype(int).tolist() for k in ("train_res", "train_res_tta", "fixres", "fixres_tta")}
+        return {"variant": name, "what": name, "equivalent_epochs": 4.0, "epochs": 4, "train_minutes": 1.0,
+                "img_per_s": 100.0, "k_test": 125, "correct": correct}
+    rows = table([row("onecycle", 0.6), row("better", 0.9)])
+    assert "fixres_vs_reference" not in rows[0]
+    better = rows[1]["fixres_vs_reference"]
+    assert better["p_value"] < 1e-6 and better["difference_low"] > 0
+    text = to_markdown(rows, "effnb ablate --epochs 4", "header")
+    assert "effnb ablate --epochs 4" in text and text.count("\n| ") == 3 and "p = " in text
+
+
+@pytest.mark.slow
+def test_ablate_command_writes_the_table_and_reads_finished_variants_back(image_folder, tmp_path, capsys):
+    args = ["ablate", "--profile", "smoke", "--data-dir", str(image_folder), "--artifacts-dir", str(tmp_path / "a"),
+            "--epochs", "1", "--train-n", "40", "--recal-n", "16", "--reports-dir", str(tmp_path / "r"),
+            "--only", "onecycle", "progressive"]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "r" / "ablation.json").read_text())
+    assert [r["variant"] for r in report["rows"]] == ["onecycle", "progressive"]
+    assert "effnb ablate --profile smoke" in (tmp_path / "r" / "ablation.md").read_text()
+    capsys.readouterr()
+    assert main(args) == 0 and "[ablate]" not in capsys.readouterr().out  # nothing trained again
+    assert main(args[:-2] + ["nonsense"]) == 2
