@@ -88,11 +88,9 @@ class Study:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     recipe: Recipe = field(default=None)  # type: ignore[assignment]  # None: the profile's recipe
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, test2: np.ndarray | None) -> None:
         if self.recipe is None:
             self.recipe = get_recipe(self.profile.recipe)
-
-    def __post_init__(self, test2: np.ndarray | None) -> None:
         self._test2 = np.zeros(0, dtype=np.int64) if test2 is None else test2
 
     def split_indices(self, name: str) -> np.ndarray:
