@@ -169,7 +169,7 @@ def index_images(root: str | os.PathLike) -> ImageIndex:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"data folder not found: {root}")
+        raise DataError(f"data folder {root} is a file, not a folder" if root.exists() else f"data folder not found: {root}")
     try:
         top = sorted(root.iterdir())
     except OSError as exc:

@@ -134,6 +134,10 @@ def test_index_images(tree: Path) -> None:
 def test_index_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         data.index_images(tmp_path / "missing")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        data.index_images(tmp_path / "file")
+    (tmp_path / "file").unlink()
     with pytest.raises(DataError, match="no class subfolders"):
         data.index_images(tmp_path)
     _write(tmp_path / "Cat/a.txt", b"x")
