@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Iterable
 from dataclasses import replace
 
@@ -37,6 +38,9 @@ def scale(spec: NetSpec, alpha: float, beta: float, gamma: float, phi: float) ->
     Non-finite values, and a FLOPs growth above ``MAX_FLOPS_FACTOR``, are refused.
     """
     values = {"alpha": alpha, "beta": beta, "gamma": gamma, "phi": phi}
+    not_numbers = [f"{k}={v!r}" for k, v in values.items() if isinstance(v, bool) or not isinstance(v, numbers.Real)]
+    if not_numbers:
+        raise ValueError(f"{', '.join(not_numbers)}: alpha, beta, gamma and phi must be numbers")
     not_finite = [f"{k}={v}" for k, v in values.items() if not math.isfinite(v)]
     if not_finite:
         raise ValueError(f"{', '.join(not_finite)}: alpha, beta, gamma and phi must be finite numbers")

@@ -83,6 +83,12 @@ def test_scale_rejects_non_finite_numbers(bad: tuple[float, float, float, float]
         scale(C, *bad)
 
 
+@pytest.mark.parametrize("bad", [(1.2, 1.05, 1.23, "1"), (None, 1.05, 1.23, 1), (1.2, True, 1.23, 1)])
+def test_scale_rejects_what_is_not_a_number(bad: tuple) -> None:
+    with pytest.raises(ValueError, match="must be numbers"):
+        scale(C, *bad)
+
+
 def test_scale_bounds_the_growth() -> None:
     assert scale(C, 1.0, 1.0, 1.0, 1e6).resolution == C.resolution  # no growth at all: any phi
     scale(C, 2 ** 0.5, 2 ** 0.25, 1.0, 9.99)  # FLOPs x 2**9.99: just under the limit
