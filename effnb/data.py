@@ -23,11 +23,8 @@ from torchvision.transforms.v2 import functional as TF
 from .atomic import LOCK_FILE, ensure_dir, locked, remove_stale_temps, temp_path, write_json
 from .progress import tqdm
 
-DATA_ENV = "EFFNB_DATA_DIR"
 CACHE_ENV = "EFFNB_CACHE_DIR"
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-# the images shared beside the repository (resolved from this file, so the notebooks' working folder does not matter)
-SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "PetImages"
 META_FILE = "meta.json"
 IMAGES_FILE = "images.u8"  # the stem of the images file; each build writes its own ``images-<random>.u8``
 CACHE_FORMAT = 2  # 2: EXIF orientation applied, images in sub-folders included
@@ -44,37 +41,6 @@ def cache_home() -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "effnb"
-
-
-def resolve_data_dir(
-    data_dir: str | os.PathLike | None, download_dir: str | os.PathLike | None = None
-) -> Path:
-    """Return the class-folder root, the same way for the command line, ``make`` and the notebooks.
-
-    In order: ``data_dir`` when given; else ``$EFFNB_DATA_DIR``; else the shared folder beside the repository
-    (``../shared/data/PetImages`` from the repository root, whatever the working folder); else the real archive,
-    downloaded into ``download_dir`` (default :func:`cache_home`). A folder holding ``PetImages/`` resolves to that
-    subfolder. When nothing is found the error names every place tried.
-    """
-    explicit = data_dir or os.environ.get(DATA_ENV) or None
-    if explicit is not None:
-        path = Path(explicit).expanduser().resolve()
-        source = "" if data_dir else f" (from ${DATA_ENV})"
-        if not path.exists():
-            raise DataError(f"data folder not found: {path}{source}")
-        if not path.is_dir():
-            raise DataError(f"data folder {path}{source} is a file, not a folder")
-        return path / "PetImages" if (path / "PetImages").is_dir() else path
-    if SHARED_DATA_DIR.is_dir():
-        return SHARED_DATA_DIR
-    from effnb.download import fetch_cats_vs_dogs  # lazy: download imports this module
-
-    target = Path(download_dir or cache_home())
-    try:
-        return fetch_cats_vs_dogs(target)
-    except (OSError, DataError) as exc:  # urllib's URLError is an OSError
-        raise DataError(f"no images found: no data_dir given, ${DATA_ENV} not set, {SHARED_DATA_DIR} missing, "
-                        f"and downloading into {target} failed ({exc})") from None
 
 
 # --------------------------------------------------------------------------- indexing

@@ -1,4 +1,5 @@
-"""Download and unpack the real Microsoft cats-vs-dogs archive (the source of TFDS ``cats_vs_dogs``)."""
+"""Where the images come from: a folder given, ``$EFFNB_DATA_DIR``, the shared folder beside the repository, or the
+real Microsoft cats-vs-dogs archive (the source of TFDS ``cats_vs_dogs``), downloaded and unpacked."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from effnb.progress import tqdm
+from .atomic import LOCK_FILE, ensure_dir, locked, remove_stale_temps, temp_path, write_text
+from .data import DataError, cache_home
+from .progress import tqdm
 
-from effnb.atomic import LOCK_FILE, ensure_dir, locked, remove_stale_temps, temp_path, write_text
-from effnb.data import DataError
-
+DATA_ENV = "EFFNB_DATA_DIR"
+# the images shared beside the repository (resolved from this file, so the notebooks' working folder does not matter)
+SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "PetImages"
 ARCHIVE_URL = (
     "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
     "kagglecatsanddogs_5340.zip"
@@ -141,3 +144,32 @@ def fetch_cats_vs_dogs(
         if (root / EXTRACTED_MARKER).is_file():
             return root
         return extract_pet_images(download_archive(cache_dir, url=url, sha256=sha256), cache_dir)
+
+
+def resolve_data_dir(
+    data_dir: str | os.PathLike | None, download_dir: str | os.PathLike | None = None
+) -> Path:
+    """Return the class-folder root, the same way for the command line, ``make`` and the notebooks.
+
+    In order: ``data_dir`` when given; else ``$EFFNB_DATA_DIR``; else the shared folder beside the repository
+    (``../shared/data/PetImages`` from the repository root, whatever the working folder); else the real archive,
+    downloaded into ``download_dir`` (default :func:`cache_home`). A folder holding ``PetImages/`` resolves to that
+    subfolder. When nothing is found the error names every place tried.
+    """
+    explicit = data_dir or os.environ.get(DATA_ENV) or None
+    if explicit is not None:
+        path = Path(explicit).expanduser().resolve()
+        source = "" if data_dir else f" (from ${DATA_ENV})"
+        if not path.exists():
+            raise DataError(f"data folder not found: {path}{source}")
+        if not path.is_dir():
+            raise DataError(f"data folder {path}{source} is a file, not a folder")
+        return path / "PetImages" if (path / "PetImages").is_dir() else path
+    if SHARED_DATA_DIR.is_dir():
+        return SHARED_DATA_DIR
+    target = Path(download_dir or cache_home())
+    try:
+        return fetch_cats_vs_dogs(target)
+    except (OSError, DataError) as exc:  # urllib's URLError is an OSError
+        raise DataError(f"no images found: no data_dir given, ${DATA_ENV} not set, {SHARED_DATA_DIR} missing, "
+                        f"and downloading into {target} failed ({exc})") from None

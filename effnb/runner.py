@@ -22,7 +22,7 @@ from nbconvert.filters import markdown2html
 from nbconvert.preprocessors import TagRemovePreprocessor
 
 from .atomic import copy_file, ensure_dir, locked, write_json, write_text
-from .data import resolve_data_dir
+from .download import resolve_data_dir
 from .device import pick_device
 from .profiles import get_profile
 from .progress import BATCH_ENV

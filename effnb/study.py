@@ -21,7 +21,8 @@ from IPython.display import Markdown, display
 
 from . import __version__
 from .atomic import ensure_dir, write_json
-from .data import ImageCache, build_cache, make_splits, resolve_data_dir, subset
+from .data import ImageCache, build_cache, make_splits, subset
+from .download import resolve_data_dir
 from .device import pick_device
 from .engine import TrainConfig
 from .experiments import Experiment

@@ -57,61 +57,6 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-# --------------------------------------------------------------------------- resolve_data_dir
-
-
-def test_resolve_explicit_parent_and_env(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert data.resolve_data_dir(tree) == tree
-    assert data.resolve_data_dir(tree.parent) == tree
-    monkeypatch.setenv(data.DATA_ENV, str(tree.parent))
-    assert data.resolve_data_dir(None) == tree
-    assert data.resolve_data_dir(tree / "Cat") == tree / "Cat"  # explicit argument wins over the env
-
-
-def test_resolve_missing_path(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="nowhere"):
-        data.resolve_data_dir(tmp_path / "nowhere")
-
-
-def test_resolve_finds_the_shared_folder_from_any_working_folder(
-    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(data.DATA_ENV, raising=False)
-    monkeypatch.setattr(data, "SHARED_DATA_DIR", tree)
-    monkeypatch.chdir(tmp_path)  # a notebook's kernel runs in notebooks/, make in the repository root
-    assert data.resolve_data_dir(None) == tree
-
-
-def test_resolve_downloads_when_nothing_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import effnb.download
-
-    monkeypatch.delenv(data.DATA_ENV, raising=False)
-    monkeypatch.setattr(data, "SHARED_DATA_DIR", tmp_path / "no-shared")
-    calls = []
-    monkeypatch.setattr(effnb.download, "fetch_cats_vs_dogs", lambda d: calls.append(d) or Path(d) / "PetImages")
-    assert data.resolve_data_dir(None, tmp_path) == tmp_path / "PetImages"
-    assert calls == [tmp_path]
-
-
-def test_resolve_names_every_place_tried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import effnb.download
-
-    def offline(_):
-        raise OSError("network unreachable")
-
-    monkeypatch.delenv(data.DATA_ENV, raising=False)
-    monkeypatch.setattr(data, "SHARED_DATA_DIR", tmp_path / "no-shared")
-    monkeypatch.setattr(effnb.download, "fetch_cats_vs_dogs", offline)
-    with pytest.raises(DataError) as err:
-        data.resolve_data_dir(None, tmp_path / "downloads")
-    message = str(err.value)
-    assert data.DATA_ENV in message and str(tmp_path / "no-shared") in message
-    assert str(tmp_path / "downloads") in message and "network unreachable" in message
-    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "typo"))
-    with pytest.raises(DataError, match=f"typo.*{data.DATA_ENV}"):
-        data.resolve_data_dir(None)
-
-
 # --------------------------------------------------------------------------- index_images
 
 

@@ -87,3 +87,61 @@ def test_fetch_cats_vs_dogs_end_to_end(archive: Path, tmp_path: Path) -> None:
     index = index_images(root)
     assert index.classes == ["Cat", "Dog"] and len(index.paths) == 2
     assert download.fetch_cats_vs_dogs(tmp_path / "cache", url="file:///nonexistent.zip") == root
+
+@pytest.fixture
+def pet_tree(tmp_path: Path) -> Path:
+    """An (empty) class-per-folder tree called PetImages, as the archive unpacks."""
+    for cls in ("Cat", "Dog"):
+        (tmp_path / "data" / "PetImages" / cls).mkdir(parents=True)
+    return tmp_path / "data" / "PetImages"
+
+
+# --------------------------------------------------------------------------- resolve_data_dir
+
+
+def test_resolve_explicit_parent_and_env(pet_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert download.resolve_data_dir(pet_tree) == pet_tree
+    assert download.resolve_data_dir(pet_tree.parent) == pet_tree
+    monkeypatch.setenv(download.DATA_ENV, str(pet_tree.parent))
+    assert download.resolve_data_dir(None) == pet_tree
+    assert download.resolve_data_dir(pet_tree / "Cat") == pet_tree / "Cat"  # explicit argument wins over the env
+
+
+def test_resolve_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="nowhere"):
+        download.resolve_data_dir(tmp_path / "nowhere")
+
+
+def test_resolve_finds_the_shared_folder_from_any_working_folder(
+    pet_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(download.DATA_ENV, raising=False)
+    monkeypatch.setattr(download, "SHARED_DATA_DIR", pet_tree)
+    monkeypatch.chdir(tmp_path)  # a notebook's kernel runs in notebooks/, make in the repository root
+    assert download.resolve_data_dir(None) == pet_tree
+
+
+def test_resolve_downloads_when_nothing_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(download.DATA_ENV, raising=False)
+    monkeypatch.setattr(download, "SHARED_DATA_DIR", tmp_path / "no-shared")
+    calls = []
+    monkeypatch.setattr(download, "fetch_cats_vs_dogs", lambda d: calls.append(d) or Path(d) / "PetImages")
+    assert download.resolve_data_dir(None, tmp_path) == tmp_path / "PetImages"
+    assert calls == [tmp_path]
+
+
+def test_resolve_names_every_place_tried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(_):
+        raise OSError("network unreachable")
+
+    monkeypatch.delenv(download.DATA_ENV, raising=False)
+    monkeypatch.setattr(download, "SHARED_DATA_DIR", tmp_path / "no-shared")
+    monkeypatch.setattr(download, "fetch_cats_vs_dogs", offline)
+    with pytest.raises(DataError) as err:
+        download.resolve_data_dir(None, tmp_path / "downloads")
+    message = str(err.value)
+    assert download.DATA_ENV in message and str(tmp_path / "no-shared") in message
+    assert str(tmp_path / "downloads") in message and "network unreachable" in message
+    monkeypatch.setenv(download.DATA_ENV, str(tmp_path / "typo"))
+    with pytest.raises(DataError, match=f"typo.*{download.DATA_ENV}"):
+        download.resolve_data_dir(None)
