@@ -35,8 +35,8 @@ seed = 0
 from IPython.display import Markdown, display
 
 from effnb import seed_results
-from effnb.model import BASELINES
 from effnb.flops import scaling_table
+from effnb.model import BASELINES
 from effnb.plots import plot_learning_curves, plot_selection, results_frame
 from effnb.scaling import SEED_GRID, constraint, scale
 from effnb.selection import measurement, select

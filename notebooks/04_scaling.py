@@ -36,8 +36,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from effnb.experiments import run_experiment
-from effnb.model import NetSpec
 from effnb.flops import scaling_table
+from effnb.model import NetSpec
 from effnb.plots import plot_accuracy_vs_flops, plot_learning_curves, results_frame
 from effnb.scaling import scale
 from effnb.selection import measure_candidate

@@ -1,4 +1,4 @@
-"""Synthetic class-per-folder image sets for the engine, CLI and study tests (no real data needed)."""
+"""Synthetic class-per-folder image sets, a tiny checkpoint and a CLI runner for the tests (no real data needed)."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from effnb.checkpoint import save_checkpoint
+from effnb.cli import main
 from effnb.model import BASELINES, build_model
 
 TINY_SPEC = dataclasses.replace(BASELINES["C"], resolution=32)
@@ -43,3 +44,10 @@ def save_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     return save_checkpoint(path, build_model(TINY_SPEC), TINY_SPEC, list(CLASSES),
                            {"k_train": 32, "k_test": 40, "k_image_test": 45, "cache_side": 64})
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run ``effnb ARGV`` in-process: (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

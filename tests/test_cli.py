@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from synthetic import TINY_SPEC, make_image_folder
+from synthetic import TINY_SPEC, make_image_folder, run_cli
 
 from effnb.checkpoint import load_checkpoint, save_checkpoint
 from effnb.cli import main
@@ -28,15 +28,9 @@ def lowercase_folder(tmp_path_factory):
     return root
 
 
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_evaluate_reports_accuracy_loss_count_and_skipped(checkpoint, lowercase_folder, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
-    code, out, _ = run(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder), "--json")
+    code, out, _ = run_cli(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder), "--json")
     assert code == 0
     result = json.loads(out)
     assert result["images"] == 24 and result["skipped"] == 1
@@ -53,7 +47,7 @@ def test_evaluate_reports_accuracy_loss_count_and_skipped(checkpoint, lowercase_
 
 def test_evaluate_at_another_k_test(checkpoint, lowercase_folder, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
-    code, out, _ = run(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder),
+    code, out, _ = run_cli(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder),
                        "--k-test", "64", "--json")
     assert code == 0 and json.loads(out)["k_test"] == 64 and json.loads(out)["k_image_test"] == 72
 
@@ -72,7 +66,7 @@ def test_bad_checkpoints_give_one_line_errors(content, message, lowercase_folder
         torch.save({"format": "effnb-checkpoint-v1", "spec": TINY_SPEC.to_dict(), "state_dict": {}}, path)
     elif content is not None:
         path.write_bytes(content)
-    code, _, err = run(capsys, "evaluate", "--checkpoint", str(path), "--data-dir", str(lowercase_folder))
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(path), "--data-dir", str(lowercase_folder))
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
 
@@ -80,12 +74,12 @@ def test_bad_checkpoints_give_one_line_errors(content, message, lowercase_folder
 def test_classes_that_do_not_match_are_refused(checkpoint, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     root = make_image_folder(tmp_path / "other", per_class=3, class_names={"Cat": "horse", "Dog": "zebra"})
-    code, _, err = run(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(root))
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(root))
     assert code == 2 and "do not match" in err
 
 
 def test_missing_data_folder_is_refused(checkpoint, tmp_path, capsys):
-    code, _, err = run(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(tmp_path / "nowhere"))
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(tmp_path / "nowhere"))
     assert code == 2 and "nowhere" in err
 
 
@@ -116,7 +110,7 @@ def test_a_checkpoint_rebuilds_the_scaled_network_and_says_how_it_was_scaled(tmp
 
 
 def one_line_error(capsys, *argv) -> str:
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 2, (out, err)
     errors = [line for line in err.splitlines() if ": error: " in line]
     assert len(errors) == 1 and "Traceback" not in err, err
@@ -143,7 +137,7 @@ def test_nan_weights_still_give_valid_json_with_a_warning(checkpoint, lowercase_
     data = torch.load(checkpoint, weights_only=True)
     data["state_dict"] = {k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in data["state_dict"].items()}
     torch.save(data, tmp_path / "nan.pt")
-    code, out, err = run(capsys, "evaluate", "--checkpoint", str(tmp_path / "nan.pt"), "--data-dir",
+    code, out, err = run_cli(capsys, "evaluate", "--checkpoint", str(tmp_path / "nan.pt"), "--data-dir",
                          str(lowercase_folder), "--json")
     assert code == 0
     assert json.loads(out)["loss"] is None
@@ -172,7 +166,7 @@ def test_resolution_bounded_before_decoding_and_tiny_ones_warn(checkpoint, lower
     line = one_line_error(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder),
                           "--k-test", "100000")
     assert "above the limit of 128 px" in line and not (tmp_path / "cache").exists()
-    code, out, err = run(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder),
+    code, out, err = run_cli(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder),
                          "--k-test", "1", "--json")
     assert code == 0 and json.loads(out)["k_test"] == 1
     assert "effnb evaluate: warning: resolution 1 px is tiny" in err
@@ -209,7 +203,7 @@ def test_export_split_refuses_a_non_empty_or_file_target(lowercase_folder, capsy
     assert "is not empty" in one_line_error(capsys, *common, "--to", str(tmp_path / "full"))
     assert "is a file" in one_line_error(capsys, *common, "--to", str(tmp_path / "file"))
     assert not (tmp_path / "artifacts").exists()  # refused before any image was decoded
-    code, out, _ = run(capsys, *common, "--to", str(tmp_path / "split"))
+    code, out, _ = run_cli(capsys, *common, "--to", str(tmp_path / "split"))
     assert code == 0 and "linked under" in out
     linked = sorted(p.relative_to(tmp_path / "split").as_posix() for p in (tmp_path / "split").rglob("*.jpg"))
     assert linked and all(p.split("/")[0] in ("cat", "DOG") for p in linked)
@@ -244,7 +238,7 @@ def test_unexpected_errors_are_one_line_without_traceback(checkpoint, lowercase_
         raise KeyError("surprise")
 
     monkeypatch.setattr(effnb.evaluation, "evaluate_checkpoint", broken)
-    code, _, err = run(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder))
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder))
     assert code == 1 and err.strip() == ("effnb evaluate: internal error: KeyError: 'surprise' "
                                          "(set EFFNB_DEBUG=1 to see the traceback)")
     monkeypatch.setenv("EFFNB_DEBUG", "1")

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from synthetic import make_image_folder, stripes
+from synthetic import make_image_folder, run_cli, stripes
 
 from effnb.checkpoint import load_checkpoint
-from effnb.cli import main
 from effnb.data import build_cache
 from effnb.engine import Feed, predict
 from effnb.prediction import files_cache, find_image_files
@@ -32,12 +31,6 @@ def photos(tmp_path_factory):
     (root / "Cat" / "notes.txt").write_text("not an image")
     (root / "Cat" / ".hidden.jpg").write_bytes(b"")
     return root
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_folders_are_searched_recursively_for_images(photos):
@@ -67,7 +60,7 @@ def test_exif_orientation_is_applied(tmp_path):
 
 
 def test_predict_json_counts_failures_and_matches_the_evaluation_path(checkpoint, photos, capsys, tmp_path):
-    code, out, err = run(capsys, "predict", "--checkpoint", str(checkpoint), str(photos), str(tmp_path / "absent"),
+    code, out, err = run_cli(capsys, "predict", "--checkpoint", str(checkpoint), str(photos), str(tmp_path / "absent"),
                          "--json")
     assert code == 0
     result = json.loads(out)
@@ -89,7 +82,7 @@ def test_predict_json_counts_failures_and_matches_the_evaluation_path(checkpoint
 
 def test_predict_prints_one_line_per_image_and_writes_csv(checkpoint, photos, capsys, tmp_path):
     table = tmp_path / "out.csv"
-    code, out, err = run(capsys, "predict", "--checkpoint", str(checkpoint), str(photos / "Dog"),
+    code, out, err = run_cli(capsys, "predict", "--checkpoint", str(checkpoint), str(photos / "Dog"),
                          str(photos / "Cat" / "corrupt.jpg"), "--csv", str(table), "--k-test", "48")
     assert code == 0
     lines = [line.split("\t") for line in out.splitlines()]
@@ -105,18 +98,18 @@ def test_predict_prints_one_line_per_image_and_writes_csv(checkpoint, photos, ca
 
 
 def test_exit_code_is_non_zero_only_when_nothing_was_predicted(checkpoint, photos, capsys, tmp_path):
-    code, _, err = run(capsys, "predict", "--checkpoint", str(checkpoint), str(photos / "Cat" / "corrupt.jpg"),
+    code, _, err = run_cli(capsys, "predict", "--checkpoint", str(checkpoint), str(photos / "Cat" / "corrupt.jpg"),
                        str(tmp_path / "absent.jpg"))
     assert code == 1 and err.strip().splitlines()[-1].startswith("effnb predict: error: no image could be predicted")
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run(capsys, "predict", "--checkpoint", str(checkpoint), str(empty))[0] == 1
-    assert run(capsys, "predict", "--checkpoint", str(checkpoint), str(empty), str(photos / "Cat" / "0.jpg"))[0] == 0
+    assert run_cli(capsys, "predict", "--checkpoint", str(checkpoint), str(empty))[0] == 1
+    assert run_cli(capsys, "predict", "--checkpoint", str(checkpoint), str(empty), str(photos / "Cat" / "0.jpg"))[0] == 0
 
 
 def test_bad_checkpoint_and_unwritable_csv_give_one_line_errors(checkpoint, photos, capsys, tmp_path):
-    code, _, err = run(capsys, "predict", "--checkpoint", str(tmp_path / "none.pt"), str(photos))
+    code, _, err = run_cli(capsys, "predict", "--checkpoint", str(tmp_path / "none.pt"), str(photos))
     assert code == 2 and "checkpoint not found" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run(capsys, "predict", "--checkpoint", str(checkpoint), str(photos),
+    code, _, err = run_cli(capsys, "predict", "--checkpoint", str(checkpoint), str(photos),
                        "--csv", str(tmp_path / "no" / "such" / "dir.csv"))
     assert code == 2 and "cannot write" in err and len(err.strip().splitlines()) == 1
