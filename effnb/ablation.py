@@ -9,12 +9,14 @@ its FixRes resolution after BN recalibration (the cheap FixRes step; the study u
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
 from .atomic import write_json
 from .checkpoint import load_checkpoint
 from .data import subset
@@ -23,7 +25,7 @@ from .experiments import Experiment, run_experiment
 from .fixres import estimate_sigma, recommended_test_resolution
 from .model import BASELINES
 from .recipes import Recipe, get_recipe
-from .stats import accuracy_interval, compare_paired, unpack_correct
+from .stats import accuracy_interval, compare_paired, pack_correct, unpack_correct
 from .study import Study
 
 REFERENCE = "onecycle"
@@ -63,6 +65,12 @@ def default_variants(steps: int = 1000) -> list[Variant]:
                 ref.with_changes(**rising)),
         Variant("combined", "linear decay + EMA + progressive resizing with rising augmentation",
                 linear.with_changes(ema_decay=decay, size_start=0.5, **rising)),
+        # added after the first nine had run: the levers that paid, stacked
+        Variant("weak-aug+batch32", "weaker augmentation U(0.4, 0.9) and batch 32",
+                ref.with_changes(p_range=(0.4, 0.9), batch_size=32)),
+        Variant("weak+progressive+batch32", "progressive resizing 0.5 -> 1 x k_train with crops U(0.6, 1.0) -> "
+                "U(0.4, 0.9), batch 32", ref.with_changes(p_range=(0.4, 0.9), p_range_start=(0.6, 1.0),
+                                                          size_start=0.5, batch_size=32)),
     ]
 
 
@@ -74,18 +82,22 @@ def _correct(model: torch.nn.Module, feed: Feed, device, tta: bool = False) -> n
 def evaluate_variant(study: Study, variant: Variant, budget: float, train_n: int | None = None, recal_n: int = 1000,
                      device: torch.device | str = "cpu", progress: bool = True) -> dict:
     """Train ``variant`` (or read it back) on ``train_n`` training images (None: all) and evaluate it on the test
-    split; BN statistics are recalibrated at the FixRes size on ``recal_n`` of them. Cached in its experiment folder.
+    split; BN statistics are recalibrated at the FixRes size on ``recal_n`` of them. The evaluation is kept in
+    ``<artifacts>/ablation/<variant>-<key>.json``, the key a hash of everything that determines it.
     """
     spec = BASELINES["C"]
     k_train = spec.resolution
     recipe = variant.recipe
     train = recipe.train_config(k_train, budget)
     train_idx = subset(study.splits["train"], train_n, study.seed)
-    exp = Experiment(name=f"ablate-{variant.name}", spec=spec, train=train, train_indices=tuple(train_idx.tolist()),
-                     batch_size=recipe.batch_size, seed=study.seed, data_key=study.data_key)
-    summary_path = exp.folder(study.artifacts_dir) / "ablation-eval.json"
+    identity = json.dumps([recipe.as_dict(), spec.to_dict(), budget, len(train_idx), recal_n, study.seed, study.data_key],
+                          sort_keys=True, default=str)
+    summary_path = (Path(study.artifacts_dir) / "ablation" /
+                    f"{variant.name}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.json")
     if summary_path.is_file():
         return json.loads(summary_path.read_text())
+    exp = Experiment(name=f"ablate-{variant.name}", spec=spec, train=train, train_indices=tuple(train_idx.tolist()),
+                     batch_size=recipe.batch_size, seed=study.seed, data_key=study.data_key)
     if progress:
         print(f"[ablate] {variant.name}: {train.epochs} epochs = {train.equivalent_epochs(k_train):.2f} equivalent "
               f"epochs at {k_train} px, batch {recipe.batch_size}", flush=True)
@@ -110,8 +122,8 @@ def evaluate_variant(study: Study, variant: Variant, budget: float, train_n: int
         "sizes": [h["size"] for h in result["history"]], "train_minutes": result["train_seconds"] / 60,
         "img_per_s": images / result["train_seconds"], "sigma": sigma, "k_test": k_test, "n_test": len(test),
         "n_train": len(train_idx),
-        "correct": {"train_res": plain.astype(int).tolist(), "train_res_tta": flipped.astype(int).tolist(),
-                    "fixres": fixres.astype(int).tolist(), "fixres_tta": fixres_tta.astype(int).tolist()},
+        "correct": {"train_res": pack_correct(plain), "train_res_tta": pack_correct(flipped),
+                    "fixres": pack_correct(fixres), "fixres_tta": pack_correct(fixres_tta)},
         "experiment": result["key"],
     }
     write_json(summary_path, summary)
