@@ -101,19 +101,24 @@ def predict_models(models: Mapping[str, tuple[str, dict | None]], cache: ImageCa
 
 
 def image_statistics(cache: ImageCache, indices: np.ndarray) -> pd.DataFrame:
-    """Simple statistics of each image (0..255): mean brightness (luma), colourfulness (mean max-min over the
-    channels) and contrast (std of the luma)."""
+    """Simple statistics of each image: mean brightness (luma, 0..255), colourfulness (mean max - min over the
+    channels, 0..255), contrast (std of the luma, 0..255) and green share (% of pixels whose green channel is
+    the largest: grass and leaves)."""
     rows = []
     for i in np.asarray(indices):
         h, w = cache.hw[i]
         rgb = cache.images[i, :, :h, :w].astype(np.float32)
         luma = np.tensordot([0.299, 0.587, 0.114], rgb, axes=1)
-        rows.append({"brightness": luma.mean(), "colourfulness": (rgb.max(0) - rgb.min(0)).mean(), "contrast": luma.std()})
+        rows.append({"brightness": luma.mean(), "colourfulness": (rgb.max(0) - rgb.min(0)).mean(),
+                     "contrast": luma.std(), "green share": 100 * ((rgb[1] > rgb[0]) & (rgb[1] > rgb[2])).mean()})
     return pd.DataFrame(rows, index=np.asarray(indices))
 
 
-_FEATURE_WORDS = {"brightness": ("darker", "brighter"), "colourfulness": ("less colourful", "more colourful"),
-                  "contrast": ("lower in contrast", "higher in contrast")}
+# how a difference in each statistic is said: (lower, higher, format of the values)
+_FEATURE_WORDS = {"brightness": ("darker", "brighter", "mean brightness {:.0f} against {:.0f} of 255"),
+                  "colourfulness": ("less colourful", "more colourful", "colourfulness {:.0f} against {:.0f} of 255"),
+                  "contrast": ("lower in contrast", "higher in contrast", "contrast {:.0f} against {:.0f} of 255"),
+                  "green share": ("less green", "greener", "{:.0f} % against {:.0f} % green pixels")}
 
 
 def describe_hardest(preds: SplitPredictions, stats: pd.DataFrame, split: str = "test2",
@@ -157,12 +162,12 @@ def describe_hardest(preds: SplitPredictions, stats: pd.DataFrame, split: str = 
                 f"they give the true class is {p_true:.2f}.")
     values = stats.to_numpy()
     effect = (values[hard].mean(0) - values[~hard].mean(0)) / (values.std(0) + 1e-9)
-    found = [f"{_FEATURE_WORDS[c][int(e > 0)]} ({c} {values[hard, j].mean():.1f} against {values[~hard, j].mean():.1f})"
+    found = [f"{_FEATURE_WORDS[c][int(e > 0)]} ({_FEATURE_WORDS[c][2].format(values[hard, j].mean(), values[~hard, j].mean())})"
              for j, (c, e) in enumerate(zip(stats.columns, effect)) if abs(e) >= min_effect]
     if found:
-        text.append(f"Compared with the other images they are {', '.join(found)}, on a 0-255 scale.")
+        text.append(f"Compared with the other images they are {', '.join(found)}.")
     else:
-        text.append(f"Their brightness, colourfulness and contrast are within {min_effect} standard deviations of "
-                    f"the other images', so what they share is not in these simple statistics: the images "
-                    f"themselves (above) show it.")
+        text.append(f"Their {', '.join(stats.columns)} are within {min_effect} standard deviations of the other "
+                    f"images', so what they share is not in these simple statistics: the images themselves (above) "
+                    f"show it.")
     return " ".join(text)

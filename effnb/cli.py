@@ -23,10 +23,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     else:
         run_study(args.profile, args.data_dir, args.artifacts_dir, args.reports_dir, args.seed, only=args.only)
     published = Path(args.reports_dir) / "models" / "final.json"
+    ablation = Path(args.reports_dir) / "ablation.json"
     if args.readme and published.is_file():
         from .readme import update_readme
 
-        print(update_readme(args.readme, json.loads(published.read_text())))
+        print(update_readme(args.readme, json.loads(published.read_text()),
+                            json.loads(ablation.read_text()) if ablation.is_file() else None))
     return 0
 
 
@@ -118,7 +120,7 @@ def cmd_export(args: argparse.Namespace) -> int:
           f"ImageNet mean/std, preprocessing steps")
     print(f"verified with ONNX Runtime on {check['images']} real images: predictions equal, largest probability "
           f"difference {check['max_prob_diff']:.1e} (tolerance {check['atol']:g})")
-    print(f"inference on this CPU, batch {check['images']} at {k} px incl. preprocessing, {report['threads']} threads, "
+    print(f"inference on this CPU, batch {check['images']} at {k} px incl. preprocessing, {report['threads']} thread(s), "
           f"median of {report['repeats']}:")
     for name, rate in report["speed_img_per_s"].items():
         print(f"  {name:<36} {rate:8.1f} img/s")

@@ -1,5 +1,6 @@
-"""The README's generated blocks: the profiles table (from ``effnb.profiles``) and the results (from the
-published ``reports/models/final.json``), so the README quotes no number that the study did not write.
+"""The README's generated blocks: the profiles table (from ``effnb.profiles``), the recipe ablation (from
+``reports/ablation.json``) and the results (from the published ``reports/models/final.json``), so the README
+quotes no number that a command did not write.
 
 A block sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``; ``effnb study --readme README.md``
 rewrites the blocks after a run, and ``tests/test_readme.py`` fails when the README's blocks differ from
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from . import seed_results
 from .profiles import PROFILES, Profile
+from .recipes import get_recipe
 from .stats import accuracy_interval
 
 
@@ -26,7 +28,7 @@ def _images(n: int | None) -> str:
 def _profile_row(p: Profile) -> str:
     rungs = " → ".join(f"{e:g}" for e in (*p.halving_rungs, p.select_epochs))
     measured = "FixRes resolution after BN recalibration" if p.select_at_fixres else "training resolution"
-    return (f"| `{p.name}` | {p.description} | {_images(p.select_train_n)} images, epochs by rung {rungs}; measured on "
+    return (f"| `{p.name}` | {p.description} | `{p.recipe}`: {get_recipe(p.recipe).about} | {_images(p.select_train_n)} images, epochs by rung {rungs}; measured on "
             f"{_images(p.select_eval_n)} `test` images at the {measured} | φ = {p.final_phi}, {p.final_epochs:g} "
             f"epochs on {_images(p.final_train_n)} images | {_images(p.finetune_n)} images: whole network "
             f"{p.finetune_epochs:g} epoch(s), classifier + last BN {p.head_finetune_epochs:g}; BN recalibration on "
@@ -35,8 +37,8 @@ def _profile_row(p: Profile) -> str:
 
 def profiles_markdown() -> str:
     """The profiles table."""
-    head = ("| profile | for | selection (baselines, grid, φ curve) | final model | FixRes |\n"
-            "| --- | --- | --- | --- | --- |")
+    head = ("| profile | for | recipe | selection (baselines, grid, φ curve) | final model | FixRes |\n"
+            "| --- | --- | --- | --- | --- | --- |")
     return "\n".join([head, *(_profile_row(p) for p in PROFILES.values())])
 
 
@@ -90,9 +92,31 @@ def results_markdown(final: dict) -> str:
     return "\n".join(lines)
 
 
-def blocks(final: dict) -> dict[str, str]:
-    """Every generated block of the README, by name."""
-    return {"profiles": profiles_markdown(), "results": results_markdown(final)}
+def _p(result: dict) -> str:
+    return f"{result['p']:.2g} (+{result['only_this']}/−{result['only_reference']})"
+
+
+def ablation_markdown(ablation: dict) -> str:
+    """The recipe ablation's table, from ``reports/ablation.json`` (written by ``effnb ablate``)."""
+    lines = ["```bash", ablation["command"], "```", "",
+             f"Budget {ablation['budget']:g} equivalent epochs for every row; reference `{ablation['reference']}`; "
+             "p: exact McNemar test against it on the same `test` images (+a/−b: images only this row / only the "
+             "reference got right).", "",
+             "| variant | what changed | acc @k_train [95 % CI] | acc @FixRes + BN recal [95 % CI] | p (k_train) | "
+             "p (FixRes) |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in ablation["rows"]:
+        lines.append(f"| {r['variant']} | {r['what changed']} | {r['acc @k_train [95 % CI]']} | "
+                     f"{r['acc @FixRes + BN recal [95 % CI]']} | {_p(r['train_res_vs_reference'])} | "
+                     f"{_p(r['fixres_vs_reference'])} |")
+    return "\n".join(lines)
+
+
+def blocks(final: dict, ablation: dict | None = None) -> dict[str, str]:
+    """Every generated block of the README, by name (the ablation's only when ``ablation`` is given)."""
+    out = {"profiles": profiles_markdown(), "results": results_markdown(final)}
+    if ablation is not None:
+        out["ablation"] = ablation_markdown(ablation)
+    return out
 
 
 def _pattern(name: str) -> re.Pattern:
@@ -107,11 +131,11 @@ def read_block(text: str, name: str) -> str:
     return match.group(2).strip("\n")
 
 
-def update_readme(readme: str | Path, final: dict) -> Path:
-    """Rewrite the README's generated blocks from ``final`` and the profiles."""
+def update_readme(readme: str | Path, final: dict, ablation: dict | None = None) -> Path:
+    """Rewrite the README's generated blocks from ``final``, the profiles and (if given) the ablation."""
     readme = Path(readme)
     text = readme.read_text()
-    for name, body in blocks(final).items():
+    for name, body in blocks(final, ablation).items():
         read_block(text, name)  # the markers must be there
         text = _pattern(name).sub(lambda m: f"{m.group(1)}\n{body}\n{m.group(3)}", text)
     readme.write_text(text)

@@ -63,13 +63,16 @@ def test_description_is_written_from_the_numbers():
     preds = synthetic()
     stats = pd.DataFrame({"brightness": np.r_[np.full(6, 40.0), np.full(14, 150.0)] + np.arange(20),
                           "colourfulness": np.full(20, 60.0) + np.arange(20) % 2,
-                          "contrast": np.full(20, 50.0) + 2 * (np.arange(20) % 2)}, index=preds.indices)
+                          "contrast": np.full(20, 50.0) + 2 * (np.arange(20) % 2),
+                          "green share": np.r_[np.full(6, 30.0), np.full(14, 10.0)] + np.arange(20) % 3},
+                         index=preds.indices)
     text = describe_hardest(preds, stats)
     assert "6 of the 20 test2 images (30.0 %) are misclassified by every model and 7 (35.0 %)" in text
     assert "from 6 (c) to 7 (a)" in text
     assert "Of the 6 images every model gets wrong, 3 are Cat (50 %, against 50 % among all 20)" in text
     assert "on average 1.9 of the other 2 models also get an image wrong" in text and "about 0.7 if" in text
-    assert "confidently wrong" in text and "darker (brightness 42.5 against" in text
+    assert "confidently wrong" in text and "darker (mean brightness 42 against 162 of 255)" in text
+    assert "greener (31 % against 11 % green pixels)" in text
     assert "colourful" not in text and "contrast" not in text  # no difference in those: not mentioned
 
     few = synthetic(hard=2)  # fewer than 5 images every model gets wrong: those most models get wrong instead
@@ -78,11 +81,13 @@ def test_description_is_written_from_the_numbers():
 
 def test_image_statistics():
     canvas = np.zeros((2, 3, 8, 8), dtype=np.uint8)
+    canvas[0, 1, :, :4] = 200  # image 0: left half green, right half black
     canvas[1, 0, :4, :6] = 255  # image 1: pure red, 4 x 6, in the top-left corner of its canvas
     cache = ImageCache(canvas, np.array([[8, 8], [4, 6]]), np.zeros(2, dtype=int), ["Cat", "Dog"], ["a", "b"], [], 8)
     stats = image_statistics(cache, np.array([0, 1]))
-    assert stats.loc[0].tolist() == [0, 0, 0]
-    assert stats.loc[1].tolist() == pytest.approx([0.299 * 255, 255, 0], abs=1e-3)
+    assert list(stats.columns) == ["brightness", "colourfulness", "contrast", "green share"]
+    assert stats.loc[0].tolist() == pytest.approx([0.587 * 100, 100, 0.587 * 100, 50], abs=1e-3)
+    assert stats.loc[1].tolist() == pytest.approx([0.299 * 255, 255, 0, 0], abs=1e-3)
 
 
 def test_predict_models_reads_each_model_once_and_scores_like_evaluate(checkpoint, small_cache):

@@ -12,11 +12,12 @@ from effnb import readme
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 FINAL = json.loads((ROOT / "reports" / "models" / "final.json").read_text())
+ABLATION = json.loads((ROOT / "reports" / "ablation.json").read_text())
 
 
-@pytest.mark.parametrize("name", ["profiles", "results"])
+@pytest.mark.parametrize("name", ["profiles", "results", "ablation"])
 def test_generated_blocks_match_the_committed_results_and_profiles(name):
-    assert readme.read_block(README, name) == readme.blocks(FINAL)[name], (
+    assert readme.read_block(README, name) == readme.blocks(FINAL, ABLATION)[name], (
         f"README block {name!r} is stale: run `effnb study --render-only --readme README.md`")
 
 

@@ -59,7 +59,9 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
     published = json.loads((reports / "models" / "final.json").read_text())
     assert all((reports / row["published_checkpoint"]).is_file() and "checkpoint" not in row
                for row in published["rows"])
-    assert 0.2 <= read_stage(artifacts, "data")["sigma"] <= 0.7
+    data = read_stage(artifacts, "data")
+    lo, hi = data["crop"]
+    assert lo <= data["sigma"] <= hi and 0.2 <= data["sigma_seed_crop"] <= 0.7
 
 
 @pytest.mark.slow
