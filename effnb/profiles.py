@@ -66,25 +66,25 @@ PROFILES: dict[str, Profile] = {
         finetune_n=64, finetune_epochs=1, finetune_lr=1e-4, head_finetune_epochs=1, head_finetune_lr=1e-3,
         halving_rungs=(1,), select_at_fixres=True,
     ),
-    # The cpu plan, in minutes on 2 idle cores (arithmetic on measured throughputs, not a measurement of the
-    # whole: fit() C @64 450 img/s, A 291, grid candidates 216-293 (3-epoch runs of the first cpu study), B assumed
-    # 300; the final model if the seed's grid experiment 1 stands is phi=2 at 97 px, ~124 img/s; the budget
-    # recipe's progressive resizing costs ~20 % more wall time per equivalent epoch than fixed-size training in
-    # reports/ablation.md; its weaker crops put the FixRes test resolution at ~1.4 x k_train instead of ~2 x,
-    # which halves the cost of every evaluation at the test resolution):
-    #   01_data 0.5 | 02_baselines 16 (A, B, C 2 epochs; C + the better of A/B 6) | 03_grid 32 (six at
-    #   1 epoch, three at 2, two at 6) | 04_scaling 30 (final model, 12 epochs) | 05_finetune 8 (sweep with BN
-    #   re-estimated at 6 resolutions on 4,000 + 1,000 images, 3 variants, plot sweeps on 600) | 06_final 3 |
-    #   kernels and rendering 2.5 -> about 92 min, leaving 28 for the 30 % swings seen on these machines.
-    # final_epochs is the slack: one epoch of the 97 px model is about 2.5 minutes.
+    # The cpu plan, in minutes on 2 idle cores. Throughputs measured on this machine on 2026-11-23 (model-only
+    # train step, batch 32: C @64 220-270 img/s, phi=2 @85 ~90 img/s; the first cpu study's bench had C at 450-500
+    # on the same kind of machine, so plan for the slower figure), plus ~20 % for the budget recipe's progressive
+    # resizing, whose weaker crops put the FixRes test resolution at ~1.35 x k_train instead of ~2 x:
+    #   01_data 1 | 02_baselines 14 (A, B, C 1 equivalent epoch; C + the better of A/B 3) | 03_grid 36 (six at
+    #   1 epoch, experiment 1 + the better half of the others at 3; phi=1 costs ~2 x C) | 04_scaling 27 (final
+    #   model phi=2 at 97 px, 6 epochs, ~4.5 min each) | 05_finetune 11 (sweep with BN re-estimated at 6
+    #   resolutions on 4,000 + 1,000 images, 3 variants on 6,000 images, plot sweeps on 600) | 06_final 4 |
+    #   kernels and rendering 3 -> about 96 min, leaving 24 for the swings seen on these machines.
+    # Rungs are whole equivalent epochs: the engine trains whole epochs, and progressive resizing needs two or more.
+    # final_epochs is the slack: one epoch of the 97 px model is about 4.5 minutes.
     "cpu": Profile(
         name="cpu", description="the real study on two CPU cores, under two hours",
         cache_side=200, limit_per_class=None, test_size=4000, test2_size=4000, recipe="budget",
-        select_train_n=None, select_epochs=6, select_eval_n=None, grid_phi=1, scaling_phis=(),
-        final_phi=2, final_epochs=12, final_train_n=None,
-        sweep_n=600, sweep_factors=(1.0, 1.25, 1.5, 1.75, 2.0, 2.25), bn_recal_n=1000,
-        finetune_n=8000, finetune_epochs=1, finetune_lr=1e-4, head_finetune_epochs=1, head_finetune_lr=1e-3,
-        halving_rungs=(1, 2), select_at_fixres=True,
+        select_train_n=None, select_epochs=3, select_eval_n=None, grid_phi=1, scaling_phis=(),
+        final_phi=2, final_epochs=6, final_train_n=None,
+        sweep_n=600, sweep_factors=(1.0, 1.15, 1.3, 1.45, 1.6, 1.8), bn_recal_n=1000,
+        finetune_n=6000, finetune_epochs=1, finetune_lr=1e-4, head_finetune_epochs=1, head_finetune_lr=1e-3,
+        halving_rungs=(1,), select_at_fixres=True,
     ),
     "full": Profile(
         name="full", description="the author's published schedule, for a GPU",
