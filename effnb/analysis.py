@@ -79,8 +79,9 @@ class SplitPredictions:
 
 
 def predict_models(models: Mapping[str, tuple[str, dict | None]], cache: ImageCache, indices: np.ndarray,
-                   device: torch.device | str = "cpu", batch_size: int = 100) -> SplitPredictions:
-    """Predict ``indices`` once with each model ``{id: (checkpoint, preprocessing)}``, with the evaluation preprocessing.
+                   device: torch.device | str = "cpu", batch_size: int = 100, tta: bool = False) -> SplitPredictions:
+    """Predict ``indices`` once with each model ``{id: (checkpoint, preprocessing)}``, with the evaluation preprocessing
+    (``tta``: averaging each image's logits with its mirror's).
 
     ``preprocessing`` holds ``k_test`` and ``k_image_test`` (None: ``image_test_size(k_test)``), or is None for
     the checkpoint's own. Each row holds the id, checkpoint, k_test, k_image_test, loss, accuracy and the number
@@ -93,7 +94,7 @@ def predict_models(models: Mapping[str, tuple[str, dict | None]], cache: ImageCa
         pre = pre or meta["preprocessing"]
         k_test, k_image_test = pre["k_test"], pre.get("k_image_test") or image_test_size(pre["k_test"])
         feed = Feed(cache, indices, k_test, "eval", k_image_test=k_image_test, batch_size=batch_size)
-        logits, labels = predict(model, feed, device)
+        logits, labels = predict(model, feed, device, tta=tta)
         out.probs[model_id] = logits.softmax(1).numpy()
         out.rows.append({"id": model_id, "checkpoint": checkpoint, "k_test": k_test, "k_image_test": k_image_test,
                          **score(logits, labels)})

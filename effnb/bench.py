@@ -3,8 +3,8 @@
 Compares the model-only training step (random tensors already in memory) with ``fit`` through the
 real data pipeline (cache -> batched crop/resize/augment -> step), so the ratio shows what the data
 pipeline costs; then, interleaved round by round so that the machine's minute-to-minute swings hit
-both sides alike, the plain fp32 evaluation path against the fast path (BN folded, inference mode,
-large batches; bf16 only where native) at the FixRes test resolution, and the training step with and
+both sides alike, the plain fp32 evaluation path against PyTorch with BN folded and the fast path (ONNX
+Runtime where installed; bf16 only where native) at the FixRes test resolution, and the training step with and
 without bf16 autocast. The network and σ are the study's own choices, read from its stage outputs;
 each value that has to fall back is printed as such.
 """
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint
 from .engine import Feed, TrainConfig, autocast, bf16_is_fast, evaluate, fit, predict
+from .onnx_runtime import ort_available
 from .fixres import estimate_sigma, recommended_test_resolution
 from .model import BASELINES, NetSpec, build_model
 from .scaling import SEED_GRID, scale
@@ -131,26 +132,33 @@ def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "
           f"on {len(feed)} test images ({len(small)} for bf16), the training step with and without bf16 autocast")
     medians = interleaved({
         "eval fp32": lambda: evaluate(model, feed, progress=False, fast=False)["img_per_s"],
+        "eval folded": lambda: evaluate(model, feed, progress=False, onnx=False)["img_per_s"],
         "eval fast": lambda: evaluate(model, feed, progress=False)["img_per_s"],
         "eval fast + bf16": lambda: evaluate(model, small, progress=False, bf16=True)["img_per_s"],
         "step fp32": lambda: model_step_rate(final, batch, steps),
         "step bf16": lambda: model_step_rate(final, batch, max(2, steps // 8), bf16=True),
     }, rounds)
-    fast_note = "bf16 autocast on (native bf16)" if bf16_is_fast("cpu") else "fp32: this CPU has no native bf16"
-    record(f"evaluation, plain fp32 path, @{k_test}px", medians["eval fp32"])
-    record(f"evaluation, fast path (BN folded, batch 256, {'bf16' if bf16_is_fast('cpu') else 'fp32'}), @{k_test}px",
-           medians["eval fast"], f"{medians['eval fast'] / medians['eval fp32']:.2f}x the fp32 path; {fast_note}")
+    native = bf16_is_fast("cpu")
+    fast_how = ("PyTorch, BN folded, bf16 (native here)" if native else
+                "ONNX Runtime" if ort_available() else "PyTorch, BN folded: onnxruntime is not installed")
+    record(f"evaluation, plain fp32 path (PyTorch, channels-last), @{k_test}px", medians["eval fp32"])
+    record(f"evaluation, PyTorch with BN folded, batch 256, {'bf16' if native else 'fp32'}, @{k_test}px",
+           medians["eval folded"], f"{medians['eval folded'] / medians['eval fp32']:.2f}x the fp32 path")
+    record(f"evaluation, fast path ({fast_how}), @{k_test}px",
+           medians["eval fast"], f"{medians['eval fast'] / medians['eval fp32']:.2f}x the fp32 path")
     record(f"evaluation, fast path + bf16 autocast, @{k_test}px", medians["eval fast + bf16"],
            f"{medians['eval fast + bf16'] / medians['eval fp32']:.2f}x the fp32 path")
     record(f"model-only train step, {final.name}, fp32", medians["step fp32"])
     record(f"model-only train step, {final.name}, bf16 autocast", medians["step bf16"],
            f"{medians['step bf16'] / medians['step fp32']:.2f}x fp32")
     plain = predict(model, feed, progress=False, fast=False)[0].argmax(1)
+    folded = predict(model, feed, progress=False, onnx=False)[0].argmax(1)
     fast = predict(model, feed, progress=False)[0].argmax(1)
     half = predict(model, small, progress=False, bf16=True)[0].argmax(1)
     weights = "the study's trained final model" if checkpoint else "untrained weights"
-    print(f"agreement with the fp32 path ({weights}): fast path {int((fast == plain).sum())} of {len(feed)} "
-          f"predictions, bf16 {int((half == plain[:len(small)]).sum())} of {len(small)}")
+    print(f"agreement with the fp32 path ({weights}): BN folded {int((folded == plain).sum())} of {len(feed)} "
+          f"predictions, fast path {int((fast == plain).sum())} of {len(feed)}, "
+          f"bf16 {int((half == plain[:len(small)]).sum())} of {len(small)}")
     base = BASELINES["C"]
     record("variant: contiguous (NCHW) memory format, C @64px", model_step_rate(base, batch, steps, False))
     for b in (32, 128):

@@ -9,8 +9,9 @@ of the learning rate to zero (Li et al. 2020, "Budgeted training"), an exponenti
 the weights and BN buffers (``torch.optim.swa_utils.AveragedModel``; the average is what is evaluated
 and saved), progressive resizing with rising augmentation (EfficientNetV2's progressive learning:
 small images and large crops early, the target resolution and crop range in the last epoch) and bf16
-autocast. Evaluation (:func:`predict`) runs a copy of the model with BatchNorm folded into the
-convolutions, in inference mode, channels-last, in large batches, optionally with horizontal-flip TTA.
+autocast. Evaluation (:func:`predict`) runs the model through ONNX Runtime where it is installed, else a copy
+with BatchNorm folded into the convolutions, in inference mode, channels-last, in large batches, optionally
+with horizontal-flip TTA.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .data import ImageCache
+from .onnx_runtime import ort_available, ort_forward
 from .stats import pack_correct
 from .progress import tqdm
 from .transforms import P_RANGE, eval_batch, image_test_size, train_batch
@@ -338,19 +340,23 @@ def inference_model(model: nn.Module) -> nn.Module:
 
 
 def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", progress: bool = True,
-            tta: bool = False, fast: bool = True, bf16: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            tta: bool = False, fast: bool = True, bf16: bool | None = None,
+            onnx: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Float32 logits and labels of every image of ``feed`` (model in eval mode).
 
-    ``tta`` averages the logits of each image and its horizontal mirror. ``fast`` (the default) evaluates a
-    BN-folded copy in batches of at least :data:`EVAL_BATCH`; ``bf16`` adds bf16 autocast (None: only where
-    :func:`bf16_is_fast`). ``fast=False`` is the plain fp32 path, for comparisons.
+    ``tta`` averages the logits of each image and its horizontal mirror. ``fast`` (the default) evaluates in
+    batches of at least :data:`EVAL_BATCH` with ONNX Runtime on a CPU (``onnx``; None: where it is installed and
+    bf16 is not asked for, see :mod:`effnb.onnx_runtime`), else a BN-folded copy in PyTorch; ``bf16`` adds bf16
+    autocast to the latter (None: only where :func:`bf16_is_fast`). ``fast=False`` is the plain fp32 path, for
+    comparisons.
     """
     device = torch.device(device)
     model.to(device).to(memory_format=torch.channels_last).eval()
-    net = inference_model(model) if fast else model
+    use_bf16 = fast and (bf16_is_fast(device) if bf16 is None else bf16)
+    use_onnx = fast and device.type == "cpu" and not use_bf16 and (ort_available() if onnx is None else onnx)
+    net = (use_onnx and ort_forward(model, feed.size)) or (inference_model(model) if fast else model)
     if fast:
         feed = replace(feed, batch_size=max(feed.batch_size, EVAL_BATCH))
-    use_bf16 = fast and (bf16_is_fast(device) if bf16 is None else bf16)
     logits, labels = [], []
     with (torch.inference_mode(), autocast(device, use_bf16),
           tqdm(total=len(feed), desc=f"eval @{feed.size}px", unit="img", disable=not progress, leave=False) as bar):
@@ -372,14 +378,15 @@ def score(logits: torch.Tensor, labels: torch.Tensor) -> dict:
 
 
 def evaluate(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", progress: bool = True,
-             tta: bool = False, fast: bool = True, bf16: bool | None = None, per_image: bool = False) -> dict:
+             tta: bool = False, fast: bool = True, bf16: bool | None = None, per_image: bool = False,
+             onnx: bool | None = None) -> dict:
     """Cross-entropy loss and accuracy of ``model`` on ``feed``, with images/s (options as :func:`predict`).
 
     ``per_image`` adds ``correct``: which images it got right, as a string of 0/1 in the feed's order
     (see :mod:`effnb.stats`), for paired comparisons of models on the same images.
     """
     start = time.perf_counter()
-    logits, labels = predict(model, feed, device, progress, tta=tta, fast=fast, bf16=bf16)
+    logits, labels = predict(model, feed, device, progress, tta=tta, fast=fast, bf16=bf16, onnx=onnx)
     seconds = time.perf_counter() - start
     metrics = {**score(logits, labels), "k_test": feed.size,
                "k_image_test": feed.k_image_test or image_test_size(feed.size), "img_per_s": len(labels) / seconds}

@@ -117,7 +117,7 @@ def time_inference(session, model: nn.Module, feed: Feed, repeats: int = 10) -> 
     preprocessing, and of the preprocessing alone; runs interleaved, median of ``repeats``."""
     runs = {
         "preprocessing alone": lambda: [x for x, _ in feed.batches()],
-        "PyTorch (effnb's evaluation path)": lambda: predict(model, feed, progress=False),
+        "PyTorch (BN folded, channels-last)": lambda: predict(model, feed, progress=False, onnx=False),
         "ONNX Runtime": lambda: [session.run(None, {"images": x.contiguous().numpy()}) for x, _ in feed.batches()],
     }
     for run in runs.values():  # warm-up

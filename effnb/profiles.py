@@ -72,16 +72,19 @@ PROFILES: dict[str, Profile] = {
     # resizing, whose weaker crops put the FixRes test resolution at ~1.35 x k_train instead of ~2 x:
     #   01_data 1 | 02_baselines 14 (A, B, C 1 equivalent epoch; C + the better of A/B 3) | 03_grid 36 (six at
     #   1 epoch, experiment 1 + the better half of the others at 3; phi=1 costs ~2 x C) | 04_scaling 27 (final
-    #   model phi=2 at 97 px, 6 epochs, ~4.5 min each) | 05_finetune 11 (sweep with BN re-estimated at 6
+    #   model phi=2 at 97 px, 11 equivalent epochs, ~3.2 min each) | 05_finetune 11 (sweep with BN re-estimated at 6
     #   resolutions on 4,000 + 1,000 images, 3 variants on 6,000 images, plot sweeps on 600) | 06_final 4 |
-    #   kernels and rendering 3 -> about 96 min, leaving 24 for the swings seen on these machines.
+    #   kernels and rendering 3 -> about 100 min, leaving 20 for the swings seen on these machines.
+    # The study at 6 final epochs took 87 min (reports of commit f18e171: 02 13.1, 03 33.0, 04 22.7 of which the
+    # final model 19.3, 05 13.4, 06 2.9); evaluation through ONNX Runtime (~2.5x the plain path) saves a few of
+    # them, and the spare minutes go to the final model, whose 6 epochs cost ~19 min there.
     # Rungs are whole equivalent epochs: the engine trains whole epochs, and progressive resizing needs two or more.
-    # final_epochs is the slack: one epoch of the 97 px model is about 4.5 minutes.
+    # final_epochs is the slack.
     "cpu": Profile(
         name="cpu", description="the real study on two CPU cores, under two hours",
         cache_side=200, limit_per_class=None, test_size=4000, test2_size=4000, recipe="budget",
         select_train_n=None, select_epochs=3, select_eval_n=None, grid_phi=1, scaling_phis=(),
-        final_phi=2, final_epochs=6, final_train_n=None,
+        final_phi=2, final_epochs=11, final_train_n=None,
         sweep_n=600, sweep_factors=(1.0, 1.15, 1.3, 1.45, 1.6, 1.8), bn_recal_n=1000,
         finetune_n=6000, finetune_epochs=1, finetune_lr=1e-4, head_finetune_epochs=1, head_finetune_lr=1e-3,
         halving_rungs=(1,), select_at_fixres=True,

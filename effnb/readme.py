@@ -76,6 +76,9 @@ def results_markdown(final: dict) -> str:
     for r in final["rows"]:
         extra = f"{r['extra_seconds']:.0f}" if "extra_seconds" in r else "–"
         lines.append(f"| {r['label']} | {r['k_test']} | {r['loss']:.4f} | {_accuracy(r)} | {extra} |")
+    if "tta" in final:
+        r = final["tta"]
+        lines.append(f"| {r['label']} | {r['k_test']} | {r['loss']:.4f} | {_accuracy(r)} | {r['extra_seconds']:.0f} |")
     trained, tuned = final["rows"][0], final["rows"][-1]
     seed_rows = [seed_results.FINAL["without fine-tuning"], seed_results.FINAL["with fine-tuning"]]
     lines += ["", "Beside the seed (its φ = 4; this run's profile above):", "",

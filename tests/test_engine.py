@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+import effnb.engine as engine
 import effnb.experiments as experiments
 from effnb.engine import (Feed, TrainConfig, TrainingDiverged, evaluate, fit, inference_model, predict,
                           recalibrate_bn)
 from effnb.experiments import Experiment, run_experiment
 from effnb.model import BASELINES, build_model
+from effnb.onnx_runtime import ort_available, ort_forward
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -274,18 +276,47 @@ def trained(small_cache):
     return model.eval()
 
 
-def test_fast_evaluation_agrees_with_the_plain_fp32_path(trained, small_cache):
+@pytest.mark.parametrize("onnx", [False, True], ids=["pytorch-folded", "onnxruntime"])
+def test_fast_evaluation_agrees_with_the_plain_fp32_path(trained, small_cache, onnx):
+    if onnx and not ort_available():
+        pytest.skip("onnxruntime is not installed (optional extra 'export')")
     feed = Feed(small_cache, np.arange(len(small_cache)), 48, "eval", batch_size=16)
     before = {k: v.clone() for k, v in trained.state_dict().items()}
     plain, labels = predict(trained, feed, progress=False, fast=False)
-    fast, fast_labels = predict(trained, feed, progress=False, fast=True, bf16=False)
-    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)  # BN folding only reorders float arithmetic
+    fast, fast_labels = predict(trained, feed, progress=False, fast=True, bf16=False, onnx=onnx)
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)  # folding and fusing only reorder float arithmetic
     assert torch.equal(labels, fast_labels)
     half, _ = predict(trained, feed, progress=False, fast=True, bf16=True)
     assert (half.argmax(1) == plain.argmax(1)).float().mean() >= 0.95
     assert (half - plain).abs().max() < 0.1 * plain.abs().max()
     for k, v in trained.state_dict().items():  # the caller's model is untouched (folding works on a copy)
         assert torch.equal(v, before[k])
+
+
+def test_onnx_runtime_runs_the_model_and_falls_back_when_absent(trained, small_cache, monkeypatch):
+    if not ort_available():
+        pytest.skip("onnxruntime is not installed (optional extra 'export')")
+    forward = ort_forward(trained, 40)
+    x = torch.rand(5, 3, 40, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(forward(x), trained(x), rtol=1e-4, atol=1e-4)
+    feed = Feed(small_cache, np.arange(24), 40, "eval")
+    plain, _ = predict(trained, feed, progress=False, fast=False, tta=True)
+    mirrored, _ = predict(trained, feed, progress=False, tta=True)  # TTA through ONNX Runtime
+    torch.testing.assert_close(mirrored, plain, rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(engine, "ort_forward", lambda *a, **k: pytest.fail("ONNX Runtime used when absent"))
+    monkeypatch.setattr(engine, "ort_available", lambda: False)
+    torch.testing.assert_close(predict(trained, feed, progress=False, tta=True)[0], plain, rtol=1e-4, atol=1e-4)
+
+
+def test_a_model_onnx_cannot_export_is_evaluated_by_pytorch(trained, small_cache, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot export")
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    assert ort_forward(trained, 32) is None
+    feed = Feed(small_cache, np.arange(8), 32, "eval")
+    fast, _ = predict(trained, feed, progress=False, onnx=True)
+    torch.testing.assert_close(fast, predict(trained, feed, progress=False, fast=False)[0], rtol=1e-4, atol=1e-4)
 
 
 def test_inference_model_folds_batchnorm_into_the_convolutions(trained):

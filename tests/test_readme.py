@@ -40,3 +40,13 @@ def test_a_stale_readme_fails(tmp_path):
 def test_missing_markers_are_a_clear_error():
     with pytest.raises(readme.ReadmeError, match="no generated block 'results'"):
         readme.read_block("# a README without blocks\n", "results")
+
+
+def test_the_flip_tta_row_follows_the_fixres_rows():
+    with_tta = json.loads(json.dumps(FINAL))
+    chosen = next(r for r in with_tta["rows"] if r["id"] == with_tta["chosen_step"])
+    with_tta["tta"] = {**chosen, "label": "chosen + horizontal-flip TTA", "accuracy": 0.625, "n": 4000}
+    table = readme.results_markdown(with_tta)
+    assert "| chosen + horizontal-flip TTA |" in table and "62.50 %" in table
+    assert table.index(chosen["label"]) < table.index("horizontal-flip TTA")
+    assert "horizontal-flip TTA" not in readme.results_markdown(FINAL)

@@ -1,0 +1,51 @@
+"""ONNX Runtime as the fast evaluation path, where ``onnxruntime`` is installed (the optional extra ``export``).
+
+ONNX Runtime folds BatchNorm, fuses the activations and picks its own convolution kernels. On the study's
+2-core CPU it evaluated the φ = 2 model at 132 px about 1.7x faster than PyTorch with BN folded and 2.5x
+faster than plain PyTorch fp32 in channels-last (``effnb bench`` prints the figures of your machine). The model
+is exported per call with the TorchScript-based ``torch.onnx.export`` (about 0.3 s, no ``onnxscript`` needed),
+its batch dimension dynamic; anything that fails (a missing package, a model the exporter cannot trace) makes
+:func:`ort_forward` return None, and the caller falls back to PyTorch.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def ort_available() -> bool:
+    """Whether ``onnxruntime`` and ``onnx`` can be imported."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
+def ort_forward(model: nn.Module, size: int, threads: int | None = None) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """A function mapping a float32 CPU batch ``[n, 3, size, size]`` to the logits of eval-mode ``model``, run by ONNX
+    Runtime on ``threads`` threads (default: as many as torch), or None where ONNX Runtime cannot run it."""
+    if not ort_available():
+        return None
+    import onnxruntime as ort
+
+    model = model.eval()
+    graph = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(model, (torch.zeros(2, 3, size, size),), graph, dynamo=False, input_names=["images"],
+                              output_names=["logits"], dynamic_axes={"images": {0: "batch"}})
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads leave the cores
+        session = ort.InferenceSession(graph.getvalue(), options, providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - any failure means: evaluate with PyTorch instead
+        return None
+
+    def forward(images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {"images": images.float().contiguous().numpy()})[0])
+
+    return forward
