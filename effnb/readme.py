@@ -89,7 +89,8 @@ def results_markdown(final: dict) -> str:
     lines += ["", f"The study's model is “{chosen['label']}”. To check its published checkpoint against the report:",
               "", "```bash",
               ".venv/bin/effnb export-split --profile cpu --data-dir ../shared/data/PetImages --split test2 --to /tmp/test2",
-              f".venv/bin/effnb evaluate --checkpoint reports/{chosen['published_checkpoint']} --data-dir /tmp/test2 --json",
+              f".venv/bin/effnb evaluate --checkpoint reports/{chosen['published_checkpoint']} --k-test {chosen['k_test']} "
+              "--data-dir /tmp/test2 --json",
               "```", "", f"It should print accuracy {chosen['accuracy']!r} and loss {chosen['loss']!r} on "
               f"{chosen['n']:,} images at {chosen['k_test']} px."]
     return "\n".join(lines)
