@@ -1,8 +1,8 @@
 """ONNX Runtime as the fast evaluation path, where ``onnxruntime`` is installed (the optional extra ``export``).
 
-ONNX Runtime folds BatchNorm, fuses the activations and picks its own convolution kernels. On the study's
-2-core CPU it evaluated the φ = 2 model at 132 px about 1.7x faster than PyTorch with BN folded and 2.5x
-faster than plain PyTorch fp32 in channels-last (``effnb bench`` prints the figures of your machine). The model
+ONNX Runtime folds BatchNorm, fuses the activations and picks its own convolution kernels; on the study's
+2-core CPU it evaluates the φ = 2 model faster than PyTorch with BN folded, with the same predictions
+(``effnb bench`` prints both beside the plain path, on your machine). The model
 is exported per call with the TorchScript-based ``torch.onnx.export`` (about 0.3 s, no ``onnxscript`` needed),
 its batch dimension dynamic; anything that fails (a missing package, a model the exporter cannot trace) makes
 :func:`ort_forward` return None, and the caller falls back to PyTorch.
