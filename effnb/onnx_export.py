@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, onnx_runtime
 from .checkpoint import load_checkpoint
 from .engine import Feed, predict
 from .evaluation import eval_sizes
@@ -95,10 +95,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, k_test: int, metadata
 
 def ort_session(path: str | os.PathLike, threads: int | None = None):
     """An ONNX Runtime CPU session using ``threads`` threads (default: as many as torch)."""
-    ort = require_export_extra()["onnxruntime"]
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    require_export_extra()
+    return onnx_runtime.ort_session(str(path), threads)
 
 
 def compare_with_pytorch(session, model: nn.Module, images: torch.Tensor, atol: float = 1e-4) -> dict:

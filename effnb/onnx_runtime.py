@@ -2,8 +2,7 @@
 
 ONNX Runtime folds BatchNorm, fuses the activations and picks its own convolution kernels; on the study's
 2-core CPU it evaluates the φ = 2 model faster than PyTorch with BN folded, with the same predictions
-(``effnb bench`` prints both beside the plain path, on your machine). The model
-is exported per call with the TorchScript-based ``torch.onnx.export`` (about 0.3 s, no ``onnxscript`` needed),
+(``effnb bench`` prints both beside the plain path, on your machine). The model is exported per call with the TorchScript-based ``torch.onnx.export`` (about 0.3 s, no ``onnxscript`` needed),
 its batch dimension dynamic; anything that fails (a missing package, a model the exporter cannot trace) makes
 :func:`ort_forward` return None, and the caller falls back to PyTorch.
 """
@@ -24,13 +23,22 @@ def ort_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
 
 
+def ort_session(model: str | bytes, threads: int | None = None):
+    """An ONNX Runtime CPU session of an ONNX file (path) or serialised model (bytes), on ``threads`` threads
+    (default: as many as torch), whose idle threads do not spin (they would take the cores from training)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 def ort_forward(model: nn.Module, size: int, threads: int | None = None) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """A function mapping a float32 CPU batch ``[n, 3, size, size]`` to the logits of eval-mode ``model``, run by ONNX
     Runtime on ``threads`` threads (default: as many as torch), or None where ONNX Runtime cannot run it."""
     if not ort_available():
         return None
-    import onnxruntime as ort
-
     model = model.eval()
     graph = io.BytesIO()
     try:
@@ -38,10 +46,7 @@ def ort_forward(model: nn.Module, size: int, threads: int | None = None) -> Call
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(model, (torch.zeros(2, 3, size, size),), graph, dynamo=False, input_names=["images"],
                               output_names=["logits"], dynamic_axes={"images": {0: "batch"}})
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads leave the cores
-        session = ort.InferenceSession(graph.getvalue(), options, providers=["CPUExecutionProvider"])
+        session = ort_session(graph.getvalue(), threads)
     except Exception:  # noqa: BLE001 - any failure means: evaluate with PyTorch instead
         return None
 

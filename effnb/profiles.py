@@ -71,12 +71,12 @@ PROFILES: dict[str, Profile] = {
     # on the same kind of machine, so plan for the slower figure), plus ~20 % for the budget recipe's progressive
     # resizing, whose weaker crops put the FixRes test resolution at ~1.35 x k_train instead of ~2 x:
     #   01_data 1 | 02_baselines 14 (A, B, C 1 equivalent epoch; C + the better of A/B 3) | 03_grid 36 (six at
-    #   1 epoch, experiment 1 + the better half of the others at 3; phi=1 costs ~2 x C) | 04_scaling 27 (final
+    #   1 epoch, experiment 1 + the better half of the others at 3; phi=1 costs ~2 x C) | 04_scaling 41 (final
     #   model phi=2 at 97 px, 11 equivalent epochs, ~3.2 min each) | 05_finetune 11 (sweep with BN re-estimated at 6
     #   resolutions on 4,000 + 1,000 images, 3 variants on 6,000 images, plot sweeps on 600) | 06_final 4 |
-    #   kernels and rendering 3 -> about 100 min, leaving 20 for the swings seen on these machines.
+    #   kernels and rendering 3 -> about 101 min (101.2 measured at commit d12f503), leaving 19 for the swings seen on these machines.
     # The study at 6 final epochs took 87 min (reports of commit f18e171: 02 13.1, 03 33.0, 04 22.7 of which the
-    # final model 19.3, 05 13.4, 06 2.9); evaluation through ONNX Runtime (~2.5x the plain path) saves a few of
+    # final model 19.3, 05 13.4, 06 2.9); evaluation through ONNX Runtime (1.57x the plain path end to end in effnb bench) saves a few of
     # them, and the spare minutes go to the final model, whose 6 epochs cost ~19 min there.
     # Rungs are whole equivalent epochs: the engine trains whole epochs, and progressive resizing needs two or more.
     # final_epochs is the slack.
