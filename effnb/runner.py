@@ -188,9 +188,10 @@ def render_reports(artifacts_dir: str | Path = "artifacts", reports_dir: str | P
 
 
 def final_table(final: dict) -> pd.DataFrame:
-    """The final stage's rows as the index shows them: accuracy in % with its 95 % interval."""
+    """The final stage's rows as the index shows them (the flip-TTA row last, where the run has one): accuracy in %
+    with its 95 % interval."""
     rows = []
-    for r in final["rows"]:
+    for r in [*final["rows"], *([final["tta"]] if "tta" in final else [])]:
         low, high = accuracy_interval(r["accuracy"], r["n"])
         rows.append({"model": r["label"], "test resolution (px)": r["k_test"], "loss": f"{r['loss']:.4f}",
                      "accuracy": f"{100 * r['accuracy']:.2f} %", "95 % interval": f"{100 * low:.1f}–{100 * high:.1f} %",

@@ -51,3 +51,14 @@ def test_the_flip_tta_row_follows_the_fixres_rows():
     assert table.index(chosen["label"]) < table.index("horizontal-flip TTA")
     without = {k: v for k, v in FINAL.items() if k != "tta"}  # final.json files written before the TTA row
     assert "horizontal-flip TTA" not in readme.results_markdown(without)
+
+
+def test_the_index_table_ends_with_the_flip_tta_row():
+    from effnb.runner import final_table
+
+    table = final_table(FINAL)
+    rows = len(FINAL["rows"]) + ("tta" in FINAL)
+    assert len(table) == rows
+    if "tta" in FINAL:
+        assert table["model"].iloc[-1] == FINAL["tta"]["label"]
+    assert len(final_table({k: v for k, v in FINAL.items() if k != "tta"})) == len(FINAL["rows"])
