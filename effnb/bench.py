@@ -3,9 +3,9 @@
 Compares the model-only training step (random tensors already in memory) with ``fit`` through the
 real data pipeline (cache -> batched crop/resize/augment -> step), so the ratio shows what the data
 pipeline costs; then, interleaved round by round so that the machine's minute-to-minute swings hit
-both sides alike, the plain fp32 evaluation path against PyTorch with BN folded and the fast path (ONNX
-Runtime where installed; bf16 only where native) at the FixRes test resolution, and the training step with and
-without bf16 autocast. The network and σ are the study's own choices, read from its stage outputs;
+both sides alike, the plain fp32 evaluation path against every faster one (:func:`eval_paths`: smaller batches,
+BN folded, ONNX Runtime, bf16) at the FixRes test resolution, and the training step with and without bf16
+autocast. The network and σ are the study's own choices, read from its stage outputs;
 each value that has to fall back is printed as such.
 """
 from __future__ import annotations
@@ -13,12 +13,13 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint
-from .engine import Feed, TrainConfig, autocast, bf16_is_fast, evaluate, fit, predict
+from .engine import EVAL_BATCH, Feed, TrainConfig, autocast, bf16_is_fast, evaluate, fit, predict
 from .onnx_runtime import ort_available
 from .fixres import estimate_sigma, recommended_test_resolution
 from .model import BASELINES, NetSpec, build_model
@@ -85,6 +86,19 @@ def study_choices(study: Study) -> tuple[NetSpec, str | None, float, list[str]]:
     return spec, checkpoint, sigma, notes
 
 
+def eval_paths(onnx: bool) -> dict[str, dict]:
+    """The evaluation paths :func:`run_bench` compares, as options of :func:`~effnb.engine.evaluate`; the first,
+    the plain fp32 path in the study's batches of 100, is the reference."""
+    paths = {"plain fp32 path (PyTorch, channels-last), batch 100": {"fast": False},
+             f"plain fp32 path, batch {EVAL_BATCH}": {"fast": False, "batch_size": EVAL_BATCH},
+             f"PyTorch, BN folded, fp32, batch {EVAL_BATCH}": {"bf16": False, "onnx": False}}
+    if onnx:
+        paths["ONNX Runtime, fp32, batch 256"] = {"bf16": False, "onnx": True, "batch_size": 256}
+        paths[f"ONNX Runtime, fp32, batch {EVAL_BATCH}"] = {"bf16": False, "onnx": True}
+    paths[f"PyTorch, BN folded, bf16 autocast, batch {EVAL_BATCH}"] = {"bf16": True}
+    return paths
+
+
 def interleaved(measurements: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
     """Median of each measurement over ``rounds`` rounds, the measurements taking turns within each round."""
     values: dict[str, list[float]] = {name: [] for name in measurements}
@@ -95,11 +109,16 @@ def interleaved(measurements: dict[str, Callable[[], float]], rounds: int) -> di
 
 
 def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "artifacts", steps: int = 12,
-              rounds: int = 3, eval_images: int = 1000) -> list[dict]:
-    """Measure and print every figure; returns the rows."""
+              rounds: int = 3, eval_images: int = 1000, checkpoint: str | None = None) -> list[dict]:
+    """Measure and print every figure; returns the rows. ``checkpoint`` (default: the study's final model) is the
+    model evaluated and trained."""
     study = prepare_study(profile, data_dir, artifacts_dir)
     batch = study.recipe.batch_size
-    final, checkpoint, sigma, notes = study_choices(study)
+    final, chosen, sigma, notes = study_choices(study)
+    if checkpoint is not None:
+        final = load_checkpoint(checkpoint)[0].spec
+        notes = [n for n in notes if "data.json" in n] + [f"the model is {checkpoint}, as asked"]
+    checkpoint = checkpoint or chosen
     rows = []
 
     def record(what: str, value: float, note: str = "") -> None:
@@ -127,38 +146,36 @@ def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "
     k_test, k_image = recommended_test_resolution(final.resolution, sigma)
     model = load_checkpoint(checkpoint)[0] if checkpoint else build_model(final)
     feed = Feed(study.cache, study.splits["test"][:eval_images], k_test, "eval", k_image, batch_size=100)
-    small = Feed(study.cache, study.splits["test"][:max(100, eval_images // 8)], k_test, "eval", k_image, batch_size=100)
+    native = bf16_is_fast("cpu")
+    small = feed if native else replace(feed, indices=feed.indices[:max(100, eval_images // 8)])
+    paths = eval_paths(ort_available())
+
+    def images(options: dict) -> Feed:  # bf16 where it is emulated is slow: fewer images
+        return small if options.get("bf16") else feed
+
     print(f"interleaved, median of {rounds} rounds: evaluation of {final.name} at the FixRes resolution {k_test}px "
           f"on {len(feed)} test images ({len(small)} for bf16), the training step with and without bf16 autocast")
-    medians = interleaved({
-        "eval fp32": lambda: evaluate(model, feed, progress=False, fast=False)["img_per_s"],
-        "eval folded": lambda: evaluate(model, feed, progress=False, onnx=False)["img_per_s"],
-        "eval fast": lambda: evaluate(model, feed, progress=False)["img_per_s"],
-        "eval fast + bf16": lambda: evaluate(model, small, progress=False, bf16=True)["img_per_s"],
-        "step fp32": lambda: model_step_rate(final, batch, steps),
-        "step bf16": lambda: model_step_rate(final, batch, max(2, steps // 8), bf16=True),
-    }, rounds)
-    native = bf16_is_fast("cpu")
-    fast_how = ("PyTorch, BN folded, bf16 (native here)" if native else
-                "ONNX Runtime" if ort_available() else "PyTorch, BN folded: onnxruntime is not installed")
-    record(f"evaluation, plain fp32 path (PyTorch, channels-last), @{k_test}px", medians["eval fp32"])
-    record(f"evaluation, PyTorch with BN folded, batch 256, {'bf16' if native else 'fp32'}, @{k_test}px",
-           medians["eval folded"], f"{medians['eval folded'] / medians['eval fp32']:.2f}x the fp32 path")
-    record(f"evaluation, fast path ({fast_how}), @{k_test}px",
-           medians["eval fast"], f"{medians['eval fast'] / medians['eval fp32']:.2f}x the fp32 path")
-    record(f"evaluation, fast path + bf16 autocast, @{k_test}px", medians["eval fast + bf16"],
-           f"{medians['eval fast + bf16'] / medians['eval fp32']:.2f}x the fp32 path")
+    measurements = {label: (lambda o=options: evaluate(model, images(o), progress=False, **o)["img_per_s"])
+                    for label, options in paths.items()}
+    medians = interleaved({**measurements,
+                           "step fp32": lambda: model_step_rate(final, batch, steps),
+                           "step bf16": lambda: model_step_rate(final, batch, max(2, steps // 8), bf16=True)}, rounds)
+    reference = next(iter(paths))
+    for label in paths:
+        record(f"evaluation, {label}, @{k_test}px", medians[label],
+               "" if label == reference else f"{medians[label] / medians[reference]:.2f}x the plain path")
     record(f"model-only train step, {final.name}, fp32", medians["step fp32"])
     record(f"model-only train step, {final.name}, bf16 autocast", medians["step bf16"],
            f"{medians['step bf16'] / medians['step fp32']:.2f}x fp32")
     plain = predict(model, feed, progress=False, fast=False)[0].argmax(1)
-    folded = predict(model, feed, progress=False, onnx=False)[0].argmax(1)
-    fast = predict(model, feed, progress=False)[0].argmax(1)
-    half = predict(model, small, progress=False, bf16=True)[0].argmax(1)
+    agree = {label: int((predict(model, images(o), progress=False, **o)[0].argmax(1) == plain[:len(images(o))]).sum())
+             for label, o in paths.items() if o.get("fast", True)}
     weights = "the study's trained final model" if checkpoint else "untrained weights"
-    print(f"agreement with the fp32 path ({weights}): BN folded {int((folded == plain).sum())} of {len(feed)} "
-          f"predictions, fast path {int((fast == plain).sum())} of {len(feed)}, "
-          f"bf16 {int((half == plain[:len(small)]).sum())} of {len(small)}")
+    default = ("ONNX Runtime, fp32" if ort_available() else "PyTorch, BN folded, bf16" if native else
+               "PyTorch, BN folded, fp32")
+    print(f"the fast path here (effnb evaluate, the sweeps, effnb predict): {default}, batch {EVAL_BATCH}")
+    print(f"agreement with the plain path ({weights}): " + "; ".join(
+        f"{label} {n} of {len(images(paths[label]))}" for label, n in agree.items()))
     base = BASELINES["C"]
     record("variant: contiguous (NCHW) memory format, C @64px", model_step_rate(base, batch, steps, False))
     for b in (32, 128):

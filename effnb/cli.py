@@ -223,7 +223,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    run_bench(args.data_dir, args.profile, args.artifacts_dir, args.steps, args.rounds, args.eval_images)
+    run_bench(args.data_dir, args.profile, args.artifacts_dir, args.steps, args.rounds, args.eval_images,
+              args.checkpoint)
     return 0
 
 
@@ -326,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=40, help="timed steps per measurement")
     p.add_argument("--rounds", type=positive_int, default=3, help="rounds of the interleaved comparisons (median)")
     p.add_argument("--eval-images", type=positive_int, default=1000, help="test images per evaluation measurement")
+    p.add_argument("--checkpoint", help="the model to measure (default: the study's final model in --artifacts-dir)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("ablate", help="train each recipe variant at one fixed budget; write reports/ablation.md")

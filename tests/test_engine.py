@@ -302,11 +302,12 @@ def test_onnx_runtime_runs_the_model_and_falls_back_when_absent(trained, small_c
         torch.testing.assert_close(forward(x), trained(x), rtol=1e-4, atol=1e-4)
     feed = Feed(small_cache, np.arange(24), 40, "eval")
     plain, _ = predict(trained, feed, progress=False, fast=False, tta=True)
-    mirrored, _ = predict(trained, feed, progress=False, tta=True)  # TTA through ONNX Runtime
+    mirrored, _ = predict(trained, feed, progress=False, tta=True, bf16=False)  # TTA through ONNX Runtime
     torch.testing.assert_close(mirrored, plain, rtol=1e-4, atol=1e-4)
     monkeypatch.setattr(engine, "ort_forward", lambda *a, **k: pytest.fail("ONNX Runtime used when absent"))
     monkeypatch.setattr(engine, "ort_available", lambda: False)
-    torch.testing.assert_close(predict(trained, feed, progress=False, tta=True)[0], plain, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(predict(trained, feed, progress=False, tta=True, bf16=False)[0], plain, rtol=1e-4,
+                               atol=1e-4)
 
 
 def test_a_model_onnx_cannot_export_is_evaluated_by_pytorch(trained, small_cache, monkeypatch):
@@ -315,8 +316,19 @@ def test_a_model_onnx_cannot_export_is_evaluated_by_pytorch(trained, small_cache
     monkeypatch.setattr(torch.onnx, "export", refuse)
     assert ort_forward(trained, 32) is None
     feed = Feed(small_cache, np.arange(8), 32, "eval")
-    fast, _ = predict(trained, feed, progress=False, onnx=True)
+    fast, _ = predict(trained, feed, progress=False, onnx=True, bf16=False)
     torch.testing.assert_close(fast, predict(trained, feed, progress=False, fast=False)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_the_fast_path_runs_in_batches_of_eval_batch_unless_told(trained, small_cache, monkeypatch):
+    sizes = []
+    batches = Feed.batches
+    monkeypatch.setattr(Feed, "batches", lambda self, *a, **k: (sizes.append(self.batch_size), batches(self, *a, **k))[1])
+    feed = Feed(small_cache, np.arange(len(small_cache)), 32, "eval", batch_size=10)
+    predict(trained, feed, progress=False, bf16=False)
+    predict(trained, feed, progress=False, bf16=False, batch_size=7)
+    predict(trained, feed, progress=False, fast=False)
+    assert sizes == [engine.EVAL_BATCH, 7, 10]  # the plain path keeps the feed's own batches
 
 
 def test_inference_model_folds_batchnorm_into_the_convolutions(trained):
