@@ -23,21 +23,33 @@ from .data import subset
 from .engine import Feed, predict
 from .experiments import Experiment, run_experiment
 from .fixres import estimate_sigma, recommended_test_resolution
-from .model import BASELINES
+from .model import BASELINES, NetSpec
 from .recipes import Recipe, get_recipe
+from .scaling import SEED_GRID, scale
 from .stats import accuracy_interval, compare_paired, pack_correct, unpack_correct
 from .study import Study
 
 REFERENCE = "onecycle"
+PHI_REFERENCE = "phi2"
+
+# Training time per image of the study's final network scaled by phi (C with the seed's experiment 1, batch 32),
+# relative to phi = 2: interleaved model-only training steps (effnb bench prints them: "compound scaling" rows),
+# 2026-11-29 on 2 cores: phi 1 267.9, phi 2 127.7, phi 3 61.6 img/s. Fixed here so the phi rows are reproducible.
+PHI_COST = {1: 0.48, 2: 1.0, 3: 2.07}
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the ablation: a recipe (and network size) and what it changes against the reference."""
+    """One row of the ablation: a recipe, the network and what it changes against the reference.
+
+    ``budget`` (equivalent epochs at ``spec.resolution``) overrides the run's budget, for rows at equal minutes.
+    """
 
     name: str
     what: str
     recipe: Recipe
+    spec: NetSpec = BASELINES["C"]
+    budget: float | None = None
 
 
 def default_variants(steps: int = 1000) -> list[Variant]:
@@ -74,6 +86,19 @@ def default_variants(steps: int = 1000) -> list[Variant]:
     ]
 
 
+def phi_variants(recipe: Recipe, budget: float, phis: tuple[int, ...] = (2, 1, 3)) -> list[Variant]:
+    """The study's final network (baseline C, the seed's experiment 1 for alpha, beta, gamma) at each phi, trained
+    with ``recipe`` for as many minutes as phi = 2 takes for ``budget`` equivalent epochs (by :data:`PHI_COST`):
+    which phi buys the most accuracy per minute. The first is the reference."""
+    rows = []
+    for phi in phis:
+        spec = scale(BASELINES["C"], *SEED_GRID[0], phi)
+        epochs = round(budget / PHI_COST[phi], 1)
+        rows.append(Variant(f"phi{phi}", f"phi = {phi} at {spec.resolution} px, {epochs:g} equivalent epochs "
+                            f"(the minutes of phi = 2's {budget:g})", recipe, spec, epochs))
+    return rows
+
+
 def _correct(model: torch.nn.Module, feed: Feed, device, tta: bool = False) -> np.ndarray:
     logits, labels = predict(model, feed, device, progress=False, tta=tta)
     return (logits.argmax(1) == labels).numpy()
@@ -85,7 +110,7 @@ def evaluate_variant(study: Study, variant: Variant, budget: float, train_n: int
     split; BN statistics are recalibrated at the FixRes size on ``recal_n`` of them. The evaluation is kept in
     ``<artifacts>/ablation/<variant>-<key>.json``, the key a hash of everything that determines it.
     """
-    spec = BASELINES["C"]
+    spec, budget = variant.spec, variant.budget or budget
     k_train = spec.resolution
     recipe = variant.recipe
     train = recipe.train_config(k_train, budget)
@@ -117,7 +142,7 @@ def evaluate_variant(study: Study, variant: Variant, budget: float, train_n: int
     fixres, fixres_tta = _correct(recal_model, at_fixres, device), _correct(recal_model, at_fixres, device, tta=True)
     images = sum(h["img_per_s"] * h["seconds"] for h in result["history"])
     summary = {
-        "variant": variant.name, "what": variant.what, "recipe": recipe.as_dict(),
+        "variant": variant.name, "what": variant.what, "recipe": recipe.as_dict(), "network": spec.name,
         "k_train": k_train, "epochs": train.epochs, "equivalent_epochs": train.equivalent_epochs(k_train),
         "sizes": [h["size"] for h in result["history"]], "train_minutes": result["train_seconds"] / 60,
         "img_per_s": images / result["train_seconds"], "sigma": sigma, "k_test": k_test, "n_test": len(test),
@@ -178,26 +203,35 @@ def to_markdown(rows: list[dict], command: str, header: str) -> str:
 
 def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: str, train_n: int | None = None,
                  recal_n: int = 1000, only: list[str] | None = None, device: torch.device | str = "cpu",
-                 progress: bool = True) -> Path:
-    """Train and evaluate every variant (resumable), then write ``ablation.md`` and ``ablation.json``."""
+                 progress: bool = True, phi: bool = False) -> Path:
+    """Train and evaluate every variant (resumable), then write ``ablation.md`` and ``ablation.json``; with ``phi``,
+    the rows of :func:`phi_variants` (the study's recipe, ``budget`` at phi = 2) to ``ablation-phi.*``."""
     n_train = len(subset(study.splits["train"], train_n, study.seed))
-    every = default_variants(steps=max(1, round(budget * n_train / get_recipe(REFERENCE).batch_size)))
+    if phi:
+        every, reference, name = phi_variants(study.recipe, budget), PHI_REFERENCE, "ablation-phi"
+    else:
+        every = default_variants(steps=max(1, round(budget * n_train / get_recipe(REFERENCE).batch_size)))
+        reference, name = REFERENCE, "ablation"
     variants = [v for v in every if not only or v.name in only]
     unknown = set(only or ()) - {v.name for v in every}
     if unknown:
         raise ValueError(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {', '.join(v.name for v in every)}")
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
+    what = (f"The study's final network (baseline C, alpha, beta, gamma = {SEED_GRID[0]}) at each phi with the "
+            f"`{study.recipe.name}` recipe, at equal training minutes: phi = 2 for {budget:g} equivalent epochs, the "
+            f"others for as many as fit in the same minutes" if phi else
+            f"Baseline C at 64 px, budget {budget:g} equivalent epochs")
     rows = []
     for v in variants:
         rows.append(evaluate_variant(study, v, budget, train_n, recal_n, device, progress))
-        summary = table(rows)
-        header = (f"Baseline C at 64 px, seed {study.seed}, {rows[0]['n_train']:,} training images, "
-                  f"{len(study.splits['test']):,} `test` images, budget {budget:g} equivalent epochs "
-                  f"(epochs x (size / k_train)^2), BN recalibrated on {recal_n:,} training images. Train minutes and img/s are wall-clock on a shared machine: "
-                  f"compare them only roughly. Against `{REFERENCE}`: the accuracy difference in points with its paired "
-                  f"bootstrap 95 % interval and the exact McNemar p on the same test images.")
-        (reports_dir / "ablation.md").write_text(to_markdown(summary, command, header))
-        write_json(reports_dir / "ablation.json", {"command": command, "budget": budget, "reference": REFERENCE,
-                                                   "rows": summary})
-    return reports_dir / "ablation.md"
+        summary = table(rows, reference)
+        header = (f"{what} (epochs x (size / k_train)^2), seed {study.seed}, {rows[0]['n_train']:,} training images, "
+                  f"{len(study.splits['test']):,} `test` images, BN recalibrated on {recal_n:,} training images. "
+                  f"Train minutes and img/s are wall-clock on a shared machine: compare them only roughly. Against "
+                  f"`{reference}`: the accuracy difference in points with its paired bootstrap 95 % interval and the "
+                  f"exact McNemar p on the same test images.")
+        (reports_dir / f"{name}.md").write_text(to_markdown(summary, command, header))
+        write_json(reports_dir / f"{name}.json", {"command": command, "budget": budget, "reference": reference,
+                                                  "rows": summary})
+    return reports_dir / f"{name}.md"

@@ -22,7 +22,7 @@ from .checkpoint import load_checkpoint
 from .engine import EVAL_BATCH, Feed, TrainConfig, autocast, bf16_is_fast, evaluate, fit, predict
 from .onnx_runtime import ort_available
 from .fixres import estimate_sigma, recommended_test_resolution
-from .model import BASELINES, NetSpec, build_model
+from .model import BASELINES, NetSpec, build_model, fused_early
 from .scaling import SEED_GRID, scale
 from .study import Study, prepare_study, read_stage
 
@@ -176,6 +176,16 @@ def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "
     print(f"the fast path here (effnb evaluate, the sweeps, effnb predict): {default}, batch {EVAL_BATCH}")
     print(f"agreement with the plain path ({weights}): " + "; ".join(
         f"{label} {n} of {len(images(paths[label]))}" for label, n in agree.items()))
+    scaled = {phi: scale(BASELINES["C"], *SEED_GRID[0], phi) for phi in (1, 2, 3)}
+    networks = {**{f"phi = {phi} @{net.resolution}px": net for phi, net in scaled.items()},
+                "phi = 2, first MBConv stage Fused-MBConv": fused_early(scaled[2], 1)}
+    print(f"interleaved, median of {rounds} rounds: the model-only train step of C scaled by alpha, beta, gamma = "
+          f"{SEED_GRID[0]} (effnb ablate --phi budgets its rows by these times) and with a Fused-MBConv stage")
+    rates = interleaved({name: (lambda net=net: model_step_rate(net, batch, steps)) for name, net in networks.items()},
+                        rounds)
+    reference = rates[f"phi = 2 @{scaled[2].resolution}px"]
+    for name, rate in rates.items():
+        record(f"model-only train step, {name}", rate, f"{reference / rate:.2f}x phi = 2's time per image")
     base = BASELINES["C"]
     record("variant: contiguous (NCHW) memory format, C @64px", model_step_rate(base, batch, steps, False))
     for b in (32, 128):

@@ -234,11 +234,13 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from .study import prepare_study
 
     study = prepare_study(args.profile, args.data_dir, args.artifacts_dir, args.seed)
+    epochs = args.epochs or (study.profile.final_epochs if args.phi else 6)
     command = (f"effnb ablate --profile {args.profile} --data-dir {args.data_dir} --artifacts-dir {args.artifacts_dir} "
-               f"--seed {args.seed} --epochs {args.epochs:g}{f' --train-n {args.train_n}' if args.train_n else ''} "
-               f"--recal-n {args.recal_n} --reports-dir {args.reports_dir}")
-    print(run_ablation(study, args.epochs, args.reports_dir, command, args.train_n, args.recal_n, args.only,
-                       pick_device(args.device)))
+               f"--seed {args.seed}{' --phi' if args.phi else ''} --epochs {epochs:g}"
+               f"{f' --train-n {args.train_n}' if args.train_n else ''} --recal-n {args.recal_n} "
+               f"--reports-dir {args.reports_dir}")
+    print(run_ablation(study, epochs, args.reports_dir, command, args.train_n, args.recal_n, args.only,
+                       pick_device(args.device), phi=args.phi))
     return 0
 
 
@@ -332,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ablate", help="train each recipe variant at one fixed budget; write reports/ablation.md")
     data_args(p)
-    p.add_argument("--epochs", type=positive_float, default=6, help="budget in equivalent epochs at 64 px (default 6)")
+    p.add_argument("--epochs", type=positive_float, help="budget in equivalent epochs at 64 px (default 6); with --phi, "
+                   "at phi = 2 (default: the profile's final_epochs)")
+    p.add_argument("--phi", action="store_true", help="compare phi = 2, 1, 3 of the study's final network at equal "
+                   "minutes, with the profile's recipe (writes ablation-phi.md) instead of the recipe levers")
     p.add_argument("--reports-dir", default="reports")
     p.add_argument("--train-n", type=positive_int, help="train on this many training images (default: all)")
     p.add_argument("--recal-n", type=positive_int, default=1000, help="images for BN recalibration at the FixRes size")

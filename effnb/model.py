@@ -11,7 +11,8 @@ normalisation, global average pooling and a dense layer").
 Each stage is one row, written in a short self-labelling form like timm's architecture strings:
 ``mbconv_r2_k3_s1_e6_c26`` is an MBConv stage of 2 layers (``r``), kernel 3 (``k``), stride 1 (``s``),
 expansion ratio t = 6 (``e``) and 26 output channels (``c``); ``conv_r1_k7_s2_c12`` is a plain
-convolution (``e`` omitted). ``r`` and ``e`` default to 1; :meth:`StageSpec.parse` reads the form and
+convolution (``e`` omitted); ``fused_r1_k3_s2_e1_c16`` is EfficientNetV2's Fused-MBConv (an option, see
+:func:`fused_early`; the seed's networks have none). ``r`` and ``e`` default to 1; :meth:`StageSpec.parse` reads the form and
 ``str(stage)`` writes it.
 
 Stride reading: the seed's table lists one "Resolution" per stage. As in Table 1 of
@@ -27,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -41,7 +42,7 @@ _FIELDS = {"r": "layers", "k": "kernel", "s": "stride", "e": "expansion", "c": "
 class StageSpec:
     """One stage (a row of the seed's table): ``layers`` repeats of an operator; the stride applies to the first."""
 
-    op: Literal["conv", "mbconv"]
+    op: Literal["conv", "mbconv", "fused"]
     kernel: int
     stride: int
     channels: int
@@ -49,7 +50,7 @@ class StageSpec:
     expansion: int = 1  # MBConv expansion ratio t (1 for conv)
 
     def __post_init__(self) -> None:
-        if self.op not in ("conv", "mbconv"):
+        if self.op not in ("conv", "mbconv", "fused"):
             raise ValueError(f"unknown op {self.op!r}")
         if self.kernel < 1 or self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd and positive, got {self.kernel}")
@@ -74,7 +75,7 @@ class StageSpec:
         return cls(op, **fields)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
-        expansion = f"_e{self.expansion}" if self.op == "mbconv" else ""
+        expansion = f"_e{self.expansion}" if self.op != "conv" else ""
         return f"{self.op}_r{self.layers}_k{self.kernel}_s{self.stride}{expansion}_c{self.channels}"
 
 
@@ -104,7 +105,7 @@ class NetSpec:
     def __post_init__(self) -> None:
         ops = [s.op for s in self.stages]
         if len(ops) < 3 or ops[0] != "conv" or ops[-1] != "conv" or "conv" in ops[1:-1]:
-            raise ValueError("stages must be a conv stem, one or more mbconv stages, a conv head")
+            raise ValueError("stages must be a conv stem, one or more mbconv or fused stages, a conv head")
         if self.stages[0].layers != 1 or self.stages[-1].layers != 1:
             raise ValueError("the conv stem and head have exactly one layer")
 
@@ -135,7 +136,8 @@ class NetSpec:
             rows.append(
                 {
                     "stage": i,
-                    "operator": "Conv2D" if s.op == "conv" else f"MBConv t={s.expansion}",
+                    "operator": {"conv": "Conv2D", "mbconv": f"MBConv t={s.expansion}",
+                                 "fused": f"Fused-MBConv t={s.expansion}"}[s.op],
                     "resolution": f"{res} x {res}",
                     "kernel": f"{s.kernel} x {s.kernel}",
                     "channels": s.channels,
@@ -182,11 +184,37 @@ class MBConv(nn.Module):
         return x + self.drop(out) if self.use_residual else out
 
 
+class FusedMBConv(nn.Module):
+    """EfficientNetV2's Fused-MBConv: MBConv with its 1x1 expansion and kxk depthwise convolution fused into one
+    full kxk convolution (``expand``), then ``project`` 1x1; with t = 1, the kxk convolution alone, cin -> cout,
+    with its activation (as ``torchvision.models.efficientnet.FusedMBConv``, but with the exact ``cin * t`` hidden
+    channels of :class:`MBConv` and no squeeze-excitation). Depthwise convolutions run poorly on CPUs; early,
+    high-resolution stages with few channels are where a full convolution costs least. Skip and drop-connect as
+    :class:`MBConv`.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, expansion: int = 1,
+                 drop_connect: float = 0.0) -> None:
+        super().__init__()
+        hidden = cin * expansion
+        self.expand = Conv2dNormActivation(cin, cout if expansion == 1 else hidden, kernel, stride,
+                                           activation_layer=nn.SiLU)
+        self.project = (nn.Identity() if expansion == 1 else
+                        Conv2dNormActivation(hidden, cout, 1, activation_layer=None))
+        self.use_residual = stride == 1 and cin == cout
+        drops = self.use_residual and drop_connect > 0
+        self.drop = StochasticDepth(drop_connect, "row") if drops else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.project(self.expand(x))
+        return x + self.drop(out) if self.use_residual else out
+
+
 class EffNet(nn.Module):
     """Network built from a :class:`NetSpec`; ``forward`` returns logits (softmax is in the loss).
 
     ``stages.stage1`` .. ``stages.stageN`` are the rows of the spec (stem, one ``nn.Sequential`` of
-    :class:`MBConv` per MBConv stage, head). Block ``i`` of ``n`` gets drop-connect rate ``spec.drop_connect * i / n`` (linear in
+    :class:`MBConv` or :class:`FusedMBConv` blocks per middle stage, head). Block ``i`` of ``n`` gets drop-connect rate ``spec.drop_connect * i / n`` (linear in
     depth, as in EfficientNet).
     """
 
@@ -202,8 +230,9 @@ class EffNet(nn.Module):
             blocks = []
             for j in range(s.layers):
                 rate = spec.drop_connect * done / n_blocks
-                blocks.append(MBConv(cin, s.channels, s.kernel, s.stride if j == 0 else 1, s.expansion,
-                                     spec.se_ratio, rate))
+                stride = s.stride if j == 0 else 1
+                blocks.append(FusedMBConv(cin, s.channels, s.kernel, stride, s.expansion, rate) if s.op == "fused" else
+                              MBConv(cin, s.channels, s.kernel, stride, s.expansion, spec.se_ratio, rate))
                 cin, done = s.channels, done + 1
             stages[f"stage{i}"] = nn.Sequential(*blocks)
         stages[f"stage{len(spec.stages)}"] = Conv2dNormActivation(cin, last.channels, last.kernel, last.stride,
@@ -216,6 +245,16 @@ class EffNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.final_bn(self.stages(x))
         return self.classifier(torch.flatten(self.pool(x), 1))
+
+
+def fused_early(spec: NetSpec, stages: int = 1) -> NetSpec:
+    """``spec`` with its first ``stages`` MBConv stages made Fused-MBConv (EfficientNetV2's early stages), named
+    ``<name>-fused<stages>``; kernels, strides, channels, layers and expansions unchanged."""
+    mid = [i for i, s in enumerate(spec.stages) if s.op != "conv"]
+    if not 1 <= stages <= len(mid):
+        raise ValueError(f"{spec.name} has {len(mid)} MBConv stages: cannot fuse {stages}")
+    new = tuple(replace(s, op="fused") if i in mid[:stages] else s for i, s in enumerate(spec.stages))
+    return replace(spec, name=f"{spec.name}-fused{stages}", stages=new)
 
 
 def build_model(spec: NetSpec) -> EffNet:

@@ -46,3 +46,15 @@ def test_ablate_command_writes_the_table_and_reads_finished_variants_back(image_
     capsys.readouterr()
     assert main(args) == 0 and "[ablate]" not in capsys.readouterr().out  # nothing trained again
     assert main(args[:-2] + ["nonsense"]) == 2
+
+
+def test_phi_rows_train_the_scaled_network_for_the_minutes_of_phi_2():
+    from effnb.ablation import PHI_COST, phi_variants
+    from effnb.recipes import get_recipe
+
+    rows = phi_variants(get_recipe("budget"), 11)
+    assert [v.name for v in rows] == ["phi2", "phi1", "phi3"]  # the reference first
+    assert [v.spec.resolution for v in rows] == [97, 79, 119]
+    assert all(v.recipe == get_recipe("budget") for v in rows)
+    minutes = [v.budget * PHI_COST[int(v.name[-1])] for v in rows]
+    assert max(minutes) - min(minutes) < 0.1  # equal minutes, up to the rounding of the epochs

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from effnb.flops import count_flops, count_params
-from effnb.model import BASELINES, EffNet, MBConv, NetSpec, StageSpec, build_model
+from effnb.model import BASELINES, EffNet, FusedMBConv, MBConv, NetSpec, StageSpec, build_model, fused_early
 from effnb.scaling import scale
 
 SEED_TABLE_C = [
@@ -177,3 +177,29 @@ def test_invalid_specs() -> None:
     with pytest.raises(ValueError):
         StageSpec("mbconv", 4, 1, 8)
     assert isinstance(build_model(NetSpec("ok", (conv, mb, conv))), EffNet)
+
+
+def test_fused_mbconv_is_one_full_convolution_where_mbconv_has_expand_and_depthwise() -> None:
+    one = FusedMBConv(12, 16, 3, stride=2, expansion=1)
+    assert one.expand[0].groups == 1 and (one.expand[0].in_channels, one.expand[0].out_channels) == (12, 16)
+    assert isinstance(one.project, nn.Identity) and not one.use_residual
+    six = FusedMBConv(16, 16, 5, expansion=6)
+    assert six.expand[0].kernel_size == (5, 5) and six.expand[0].out_channels == 96  # exactly cin * t
+    assert six.project[0].kernel_size == (1, 1) and six.use_residual
+    assert len(six.project) == 2  # conv + BN, no activation after the projection
+    assert six(torch.randn(2, 16, 9, 9)).shape == (2, 16, 9, 9)
+
+
+def test_fused_early_turns_the_first_stages_fused_and_keeps_everything_else() -> None:
+    spec = fused_early(BASELINES["C"], 2)
+    assert spec.name == "C-fused2" and [s.op for s in spec.stages] == ["conv", "fused", "fused", "mbconv", "mbconv", "conv"]
+    assert str(spec.stages[2]) == "fused_r1_k5_s1_e6_c22" and StageSpec.parse("fused_r1_k5_s1_e6_c22") == spec.stages[2]
+    assert [(s.kernel, s.stride, s.channels, s.layers) for s in spec.stages] == \
+        [(s.kernel, s.stride, s.channels, s.layers) for s in BASELINES["C"].stages]
+    assert spec.table()[1]["operator"] == "Fused-MBConv t=1"
+    model = build_model(scale(spec, 1.2, 1.05, 1.23, 1))  # scaling keeps the op
+    assert sum(isinstance(m, FusedMBConv) for m in model.modules()) == 2
+    assert model(torch.randn(2, 3, 79, 79)).shape == (2, 2)
+    assert NetSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    with pytest.raises(ValueError, match="cannot fuse 5"):
+        fused_early(BASELINES["C"], 5)
