@@ -233,5 +233,5 @@ def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: 
                   f"exact McNemar p on the same test images.")
         (reports_dir / f"{name}.md").write_text(to_markdown(summary, command, header))
         write_json(reports_dir / f"{name}.json", {"command": command, "budget": budget, "reference": reference,
-                                                  "rows": summary})
+                                                  "what": what, "rows": summary})
     return reports_dir / f"{name}.md"

@@ -23,12 +23,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     else:
         run_study(args.profile, args.data_dir, args.artifacts_dir, args.reports_dir, args.seed, only=args.only)
     published = Path(args.reports_dir) / "models" / "final.json"
-    ablation = Path(args.reports_dir) / "ablation.json"
     if args.readme and published.is_file():
         from .readme import update_readme
 
+        ablations = [Path(args.reports_dir) / f"{name}.json" for name in ("ablation", "ablation-phi")]
         print(update_readme(args.readme, json.loads(published.read_text()),
-                            json.loads(ablation.read_text()) if ablation.is_file() else None))
+                            *(json.loads(path.read_text()) if path.is_file() else None for path in ablations)))
     return 0
 
 

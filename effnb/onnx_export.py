@@ -17,6 +17,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -26,7 +27,7 @@ from torch import nn
 
 from . import __version__, onnx_runtime
 from .checkpoint import load_checkpoint
-from .engine import Feed, predict
+from .engine import EVAL_BATCH, Feed, predict
 from .evaluation import eval_sizes
 from .prediction import files_cache, find_image_files
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -111,11 +112,11 @@ def compare_with_pytorch(session, model: nn.Module, images: torch.Tensor, atol: 
 
 
 def time_inference(session, model: nn.Module, feed: Feed, repeats: int = 10) -> dict[str, float]:
-    """Images/s over ``feed`` of PyTorch (the engine's evaluation path) and ONNX Runtime, both including the same
-    preprocessing, and of the preprocessing alone; runs interleaved, median of ``repeats``."""
+    """Images/s over ``feed`` (in its batches) of PyTorch with BN folded, in fp32, and of ONNX Runtime, both including
+    the same preprocessing, and of the preprocessing alone; runs interleaved, median of ``repeats``."""
     runs = {
         "preprocessing alone": lambda: [x for x, _ in feed.batches()],
-        "PyTorch (BN folded, channels-last)": lambda: predict(model, feed, progress=False, onnx=False),
+        "PyTorch (BN folded, channels-last)": lambda: predict(model, feed, progress=False, onnx=False, bf16=False),
         "ONNX Runtime": lambda: [session.run(None, {"images": x.contiguous().numpy()}) for x, _ in feed.batches()],
     }
     for run in runs.values():  # warm-up
@@ -165,7 +166,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, ima
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    speed = time_inference(ort_session(out), model, feed, repeats)
+    speed = time_inference(ort_session(out), model, replace(feed, batch_size=EVAL_BATCH), repeats)
     return {"checkpoint": str(checkpoint), "onnx": str(out), "bytes": out.stat().st_size, "k_test": k_test,
             "k_image_test": k_image_test, "classes": list(meta["classes"]), "verification": check,
             "speed_img_per_s": speed, "threads": torch.get_num_threads(), "repeats": repeats,

@@ -1,5 +1,5 @@
-"""The README's generated blocks: the profiles table (from ``effnb.profiles``), the recipe ablation (from
-``reports/ablation.json``) and the results (from the published ``reports/models/final.json``), so the README
+"""The README's generated blocks: the profiles table (from ``effnb.profiles``), the recipe ablation and the phi
+ablation (from ``reports/ablation.json`` and ``reports/ablation-phi.json``) and the results (from the published ``reports/models/final.json``), so the README
 quotes no number that a command did not write.
 
 A block sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``; ``effnb study --readme README.md``
@@ -91,35 +91,53 @@ def results_markdown(final: dict) -> str:
               ".venv/bin/effnb export-split --profile cpu --data-dir ../shared/data/PetImages --split test2 --to /tmp/test2",
               f".venv/bin/effnb evaluate --checkpoint reports/{chosen['published_checkpoint']} --k-test {chosen['k_test']} "
               "--data-dir /tmp/test2 --json",
-              "```", "", f"It should print accuracy {chosen['accuracy']!r} and loss {chosen['loss']!r} on "
-              f"{chosen['n']:,} images at {chosen['k_test']} px."]
+              "```", "", f"It should print accuracy {chosen['accuracy']!r} and loss {chosen['loss']:.5f} on "
+              f"{chosen['n']:,} images at {chosen['k_test']} px (the loss's later digits depend on the CPU's "
+              "arithmetic; the predictions do not)."]
     return "\n".join(lines)
 
 
-def _p(result: dict) -> str:
-    return f"{result['p']:.2g} (+{result['only_this']}/−{result['only_reference']})"
+def _versus(row: dict, key: str) -> str:
+    result = row.get(f"{key}_vs_reference")
+    if result is None:  # the reference row itself
+        return "reference"
+    if "p_value" not in result:  # the first ablation.json's shorter record
+        return f"{result['p']:.2g} (+{result['only_this']}/−{result['only_reference']})"
+    return (f"{100 * result['difference']:+.2f} [{100 * result['difference_low']:+.1f}, "
+            f"{100 * result['difference_high']:+.1f}], p = {result['p_value']:.2g} "
+            f"(+{result['only_challenger']}/−{result['only_incumbent']})")
 
 
 def ablation_markdown(ablation: dict) -> str:
-    """The recipe ablation's table, from ``reports/ablation.json`` (written by ``effnb ablate``)."""
-    lines = ["```bash", ablation["command"], "```", "",
-             f"Budget {ablation['budget']:g} equivalent epochs for every row; reference `{ablation['reference']}`; "
-             "p: exact McNemar test against it on the same `test` images (+a/−b: images only this row / only the "
-             "reference got right).", "",
-             "| variant | what changed | acc @k_train [95 % CI] | acc @FixRes + BN recal [95 % CI] | p (k_train) | "
-             "p (FixRes) |", "| --- | --- | --- | --- | --- | --- |"]
+    """An ablation's table, from ``reports/ablation.json`` or ``reports/ablation-phi.json`` (``effnb ablate``)."""
+    lines = ["```bash", ablation["command"], "```", ""]
+    if "what" not in ablation:  # one budget for every row
+        lines += [f"Budget {ablation['budget']:g} equivalent epochs for every row; reference `{ablation['reference']}`; "
+                  "p: exact McNemar test against it on the same `test` images (+a/−b: images only this row / only "
+                  "the reference got right).", "",
+                  "| variant | what changed | acc @k_train [95 % CI] | acc @FixRes + BN recal [95 % CI] | p (k_train) | "
+                  "p (FixRes) |", "| --- | --- | --- | --- | --- | --- |"]
+    else:
+        lines += [f"{ablation['what']}. Against `{ablation['reference']}` on the same `test` images: the difference in "
+                  "points with its paired bootstrap 95 % interval, the exact McNemar p, and +a/−b, the images only "
+                  "this row / only the reference got right.", "",
+                  "| variant | what changed | budget | train min | acc @k_train [95 % CI] | acc @FixRes + BN recal "
+                  "[95 % CI] | vs reference @k_train | vs reference @FixRes |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in ablation["rows"]:
-        lines.append(f"| {r['variant']} | {r['what changed']} | {r['acc @k_train [95 % CI]']} | "
-                     f"{r['acc @FixRes + BN recal [95 % CI]']} | {_p(r['train_res_vs_reference'])} | "
-                     f"{_p(r['fixres_vs_reference'])} |")
+        cost = f"{r['budget']} | {r['train min']} | " if "what" in ablation else ""
+        lines.append(f"| {r['variant']} | {r['what changed']} | {cost}{r['acc @k_train [95 % CI]']} | "
+                     f"{r['acc @FixRes + BN recal [95 % CI]']} | {_versus(r, 'train_res')} | {_versus(r, 'fixres')} |")
     return "\n".join(lines)
 
 
-def blocks(final: dict, ablation: dict | None = None) -> dict[str, str]:
-    """Every generated block of the README, by name (the ablation's only when ``ablation`` is given)."""
+def blocks(final: dict, ablation: dict | None = None, phi_ablation: dict | None = None) -> dict[str, str]:
+    """Every generated block of the README, by name (an ablation's only when it is given)."""
     out = {"profiles": profiles_markdown(), "results": results_markdown(final)}
     if ablation is not None:
         out["ablation"] = ablation_markdown(ablation)
+    if phi_ablation is not None:
+        out["ablation_phi"] = ablation_markdown(phi_ablation)
     return out
 
 
@@ -135,11 +153,12 @@ def read_block(text: str, name: str) -> str:
     return match.group(2).strip("\n")
 
 
-def update_readme(readme: str | Path, final: dict, ablation: dict | None = None) -> Path:
-    """Rewrite the README's generated blocks from ``final``, the profiles and (if given) the ablation."""
+def update_readme(readme: str | Path, final: dict, ablation: dict | None = None,
+                  phi_ablation: dict | None = None) -> Path:
+    """Rewrite the README's generated blocks from ``final``, the profiles and (if given) the ablations."""
     readme = Path(readme)
     text = readme.read_text()
-    for name, body in blocks(final, ablation).items():
+    for name, body in blocks(final, ablation, phi_ablation).items():
         read_block(text, name)  # the markers must be there
         text = _pattern(name).sub(lambda m: f"{m.group(1)}\n{body}\n{m.group(3)}", text)
     readme.write_text(text)

@@ -13,12 +13,22 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 FINAL = json.loads((ROOT / "reports" / "models" / "final.json").read_text())
 ABLATION = json.loads((ROOT / "reports" / "ablation.json").read_text())
+PHI_ABLATION = json.loads((ROOT / "reports" / "ablation-phi.json").read_text())
 
 
-@pytest.mark.parametrize("name", ["profiles", "results", "ablation"])
+@pytest.mark.parametrize("name", ["profiles", "results", "ablation", "ablation_phi"])
 def test_generated_blocks_match_the_committed_results_and_profiles(name):
-    assert readme.read_block(README, name) == readme.blocks(FINAL, ABLATION)[name], (
+    assert readme.read_block(README, name) == readme.blocks(FINAL, ABLATION, PHI_ABLATION)[name], (
         f"README block {name!r} is stale: run `effnb study --render-only --readme README.md`")
+
+
+def test_an_ablation_with_rows_at_different_budgets_shows_each_budget_and_the_difference():
+    table = readme.ablation_markdown(PHI_ABLATION)
+    assert PHI_ABLATION["what"] in table and "| budget | train min |" in table
+    for row in PHI_ABLATION["rows"]:
+        assert f"| {row['variant']} | {row['what changed']} | {row['budget']} |" in table
+    challenger = PHI_ABLATION["rows"][1]["fixres_vs_reference"]
+    assert f"{100 * challenger['difference']:+.2f} [" in table and f"p = {challenger['p_value']:.2g}" in table
 
 
 def test_no_accuracy_is_quoted_outside_the_generated_blocks():
