@@ -34,8 +34,9 @@ PHI_REFERENCE = "phi2"
 
 # Training time per image of the study's final network scaled by phi (C with the seed's experiment 1, batch 32),
 # relative to phi = 2: interleaved model-only training steps (effnb bench prints them: "compound scaling" rows),
-# 2026-11-29 on 2 cores: phi 1 267.9, phi 2 127.7, phi 3 61.6 img/s. Fixed here so the phi rows are reproducible.
-PHI_COST = {1: 0.48, 2: 1.0, 3: 2.07}
+# 2026-11-29 on 2 cores: phi 1 267.9, phi 2 127.7, phi 3 61.6 img/s; phi 0 is baseline C itself at 64 px, 467.1
+# against phi 2's 161.6 img/s in the bench run of the README's Speed section. Fixed here so the rows are reproducible.
+PHI_COST = {0: 0.35, 1: 0.48, 2: 1.0, 3: 2.07}
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def default_variants(steps: int = 1000) -> list[Variant]:
     ]
 
 
-def phi_variants(recipe: Recipe, budget: float, phis: tuple[int, ...] = (2, 1, 3)) -> list[Variant]:
+def phi_variants(recipe: Recipe, budget: float, phis: tuple[int, ...] = (2, 1, 3, 0)) -> list[Variant]:
     """The study's final network (baseline C, the seed's experiment 1 for alpha, beta, gamma) at each phi, trained
     with ``recipe`` for as many minutes as phi = 2 takes for ``budget`` equivalent epochs (by :data:`PHI_COST`):
     which phi buys the most accuracy per minute. The first is the reference."""

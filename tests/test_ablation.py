@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from effnb.ablation import default_variants, table, to_markdown
+from effnb.model import BASELINES
 from effnb.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
@@ -53,8 +54,9 @@ def test_phi_rows_train_the_scaled_network_for_the_minutes_of_phi_2():
     from effnb.recipes import get_recipe
 
     rows = phi_variants(get_recipe("budget"), 11)
-    assert [v.name for v in rows] == ["phi2", "phi1", "phi3"]  # the reference first
-    assert [v.spec.resolution for v in rows] == [97, 79, 119]
+    assert [v.name for v in rows] == ["phi2", "phi1", "phi3", "phi0"]  # the reference first
+    assert [v.spec.resolution for v in rows] == [97, 79, 119, 64]
+    assert rows[-1].spec.content() == BASELINES["C"].content()  # phi = 0 is baseline C itself
     assert all(v.recipe == get_recipe("budget") for v in rows)
     minutes = [v.budget * PHI_COST[int(v.name[-1])] for v in rows]
     assert max(minutes) - min(minutes) < 0.1  # equal minutes, up to the rounding of the epochs
