@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(p)
     p.add_argument("--epochs", type=positive_float, help="budget in equivalent epochs at 64 px (default 6); with --phi, "
                    "at phi = 2 (default: the profile's final_epochs)")
-    p.add_argument("--phi", action="store_true", help="compare phi = 2, 1, 3 of the study's final network at equal "
+    p.add_argument("--phi", action="store_true", help="compare phi = 2, 1, 3, 0 of the study's final network at equal "
                    "minutes, with the profile's recipe (writes ablation-phi.md) instead of the recipe levers")
     p.add_argument("--reports-dir", default="reports")
     p.add_argument("--train-n", type=positive_int, help="train on this many training images (default: all)")

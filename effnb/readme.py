@@ -1,6 +1,6 @@
 """The README's generated blocks: the profiles table (from ``effnb.profiles``), the recipe ablation and the phi
-ablation (from ``reports/ablation.json`` and ``reports/ablation-phi.json``) and the results (from the published ``reports/models/final.json``), so the README
-quotes no number that a command did not write.
+ablation (from ``reports/ablation.json`` and ``reports/ablation-phi.json``) and the results (from the published
+``reports/models/final.json``), so the README quotes no number that a command did not write.
 
 A block sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``; ``effnb study --readme README.md``
 rewrites the blocks after a run, and ``tests/test_readme.py`` fails when the README's blocks differ from
