@@ -24,6 +24,7 @@ from .engine import Feed, predict
 from .experiments import Experiment, run_experiment
 from .fixres import estimate_sigma, recommended_test_resolution
 from .model import BASELINES, NetSpec
+from .profiles import Profile
 from .recipes import Recipe, get_recipe
 from .scaling import SEED_GRID, scale
 from .stats import accuracy_interval, compare_paired, pack_correct, unpack_correct
@@ -85,6 +86,12 @@ def default_variants(steps: int = 1000) -> list[Variant]:
                 "U(0.4, 0.9), batch 32", ref.with_changes(p_range=(0.4, 0.9), p_range_start=(0.6, 1.0),
                                                           size_start=0.5, batch_size=32)),
     ]
+
+
+def phi2_budget(profile: Profile) -> int:
+    """The profile's final-model minutes as equivalent epochs at phi = 2 (by :data:`PHI_COST`), at least one: the
+    default budget of the phi rows."""
+    return max(1, round(profile.final_epochs * PHI_COST[profile.final_phi] / PHI_COST[2]))
 
 
 def phi_variants(recipe: Recipe, budget: float, phis: tuple[int, ...] = (2, 1, 3, 0)) -> list[Variant]:

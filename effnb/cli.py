@@ -229,12 +229,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from .ablation import run_ablation
+    from .ablation import phi2_budget, run_ablation
     from .device import pick_device
     from .study import prepare_study
 
     study = prepare_study(args.profile, args.data_dir, args.artifacts_dir, args.seed)
-    epochs = args.epochs or (study.profile.final_epochs if args.phi else 6)
+    epochs = args.epochs or (phi2_budget(study.profile) if args.phi else 6)
     command = (f"effnb ablate --profile {args.profile} --data-dir {args.data_dir} --artifacts-dir {args.artifacts_dir} "
                f"--seed {args.seed}{' --phi' if args.phi else ''} --epochs {epochs:g}"
                f"{f' --train-n {args.train_n}' if args.train_n else ''} --recal-n {args.recal_n} "
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ablate", help="train each recipe variant at one fixed budget; write reports/ablation.md")
     data_args(p)
     p.add_argument("--epochs", type=positive_float, help="budget in equivalent epochs at 64 px (default 6); with --phi, "
-                   "at phi = 2 (default: the profile's final_epochs)")
+                   "at phi = 2 (default: the minutes of the profile's final model)")
     p.add_argument("--phi", action="store_true", help="compare phi = 2, 1, 3, 0 of the study's final network at equal "
                    "minutes, with the profile's recipe (writes ablation-phi.md) instead of the recipe levers")
     p.add_argument("--reports-dir", default="reports")

@@ -60,3 +60,15 @@ def test_phi_rows_train_the_scaled_network_for_the_minutes_of_phi_2():
     assert all(v.recipe == get_recipe("budget") for v in rows)
     minutes = [v.budget * PHI_COST[int(v.name[-1])] for v in rows]
     assert max(minutes) - min(minutes) < 0.1  # equal minutes, up to the rounding of the epochs
+
+
+def test_the_default_phi_budget_is_the_minutes_of_the_profiles_final_model():
+    from dataclasses import replace
+
+    from effnb.ablation import phi2_budget
+    from effnb.profiles import PROFILES
+
+    cpu = PROFILES["cpu"]
+    assert phi2_budget(replace(cpu, final_phi=2, final_epochs=11)) == 11
+    assert phi2_budget(replace(cpu, final_phi=1, final_epochs=23)) == 11  # 23 x 0.48 = 11.04
+    assert phi2_budget(replace(cpu, final_phi=1, final_epochs=1)) == 1  # never zero
