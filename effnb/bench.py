@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint
-from .engine import EVAL_BATCH, Feed, TrainConfig, autocast, bf16_is_fast, evaluate, fit, predict
-from .onnx_runtime import ort_available
+from .engine import EVAL_BATCH, Feed, TrainConfig, autocast, bf16_is_fast, evaluate, faster_fp32_path, fit, predict
+from .onnx_runtime import ort_available, ort_forward
 from .fixres import estimate_sigma, recommended_test_resolution
 from .model import BASELINES, NetSpec, build_model, fused_early
 from .scaling import SEED_GRID, scale
@@ -171,8 +171,9 @@ def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "
     agree = {label: int((predict(model, images(o), progress=False, **o)[0].argmax(1) == plain[:len(images(o))]).sum())
              for label, o in paths.items() if o.get("fast", True)}
     weights = "the study's trained final model" if checkpoint else "untrained weights"
-    default = ("ONNX Runtime, fp32" if ort_available() else "PyTorch, BN folded, bf16" if native else
-               "PyTorch, BN folded, fp32")
+    ort = ort_forward(model, k_test) if ort_available() else None
+    default = ("PyTorch, BN folded, bf16" if native and not ort_available() else "ONNX Runtime, fp32"
+               if ort and faster_fp32_path(model, ort, k_test, EVAL_BATCH) else "PyTorch, BN folded, fp32")
     print(f"the fast path here (effnb evaluate, the sweeps, effnb predict): {default}, batch {EVAL_BATCH}")
     print(f"agreement with the plain path ({weights}): " + "; ".join(
         f"{label} {n} of {len(images(paths[label]))}" for label, n in agree.items()))

@@ -341,26 +341,57 @@ def inference_model(model: nn.Module) -> nn.Module:
         return model
 
 
+AUTO_MIN_BATCHES = 8  # the automatic choice times both fp32 paths only for at least this many evaluation batches
+_FASTER: dict[tuple, bool] = {}  # (network shape, size, batch) -> whether ONNX Runtime beat BN-folded PyTorch
+
+
+def faster_fp32_path(model: nn.Module, ort: Callable[[torch.Tensor], torch.Tensor], size: int, batch: int,
+                     rounds: int = 3) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``ort`` (ONNX Runtime) or None (BN-folded PyTorch), whichever runs a batch of ``batch`` random images at
+    ``size`` faster on this CPU (median of ``rounds``, taking turns after a warm-up), timed once per network shape,
+    size and batch. Which one wins depends on the CPU and the network (``effnb bench`` prints both)."""
+    key = (tuple(p.shape for p in model.parameters()), size, batch)
+    if key not in _FASTER:
+        x = torch.rand(max(1, batch), 3, size, size).contiguous(memory_format=torch.channels_last)
+        paths = {"ort": ort, "torch": inference_model(model)}
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        with torch.inference_mode():
+            for forward in paths.values():
+                forward(x)
+            for _ in range(rounds):
+                for name, forward in paths.items():
+                    start = time.perf_counter()
+                    forward(x)
+                    times[name].append(time.perf_counter() - start)
+        _FASTER[key] = float(np.median(times["ort"])) < float(np.median(times["torch"]))
+    return ort if _FASTER[key] else None
+
+
 def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", progress: bool = True,
             tta: bool = False, fast: bool = True, bf16: bool | None = None,
             onnx: bool | None = None, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Float32 logits and labels of every image of ``feed`` (model in eval mode).
 
     ``tta`` averages the logits of each image and its horizontal mirror. ``fast`` (the default) evaluates in
-    batches of ``batch_size`` (default :data:`EVAL_BATCH`) with ONNX Runtime on a CPU (``onnx``; None: where it is
-    installed, see :mod:`effnb.onnx_runtime`), which gives the fp32 predictions; else with a BN-folded copy in
-    PyTorch, with bf16 autocast where ``bf16`` (None: only where :func:`bf16_is_fast`; ``bf16=True`` also chooses
-    PyTorch over ONNX Runtime). The study's numbers so do not depend on whether its CPU has native bf16.
+    batches of ``batch_size`` (default :data:`EVAL_BATCH`) in fp32 by ONNX Runtime or a BN-folded copy in PyTorch
+    (``onnx``: True or False forces one; None: where ONNX Runtime is installed, see :mod:`effnb.onnx_runtime`, the
+    faster of the two here by :func:`faster_fp32_path`, or PyTorch for fewer than :data:`AUTO_MIN_BATCHES` batches). bf16 autocast (BN-folded PyTorch) runs only with
+    ``bf16=True``, or with None where ONNX Runtime is not installed and :func:`bf16_is_fast`. The study's numbers
+    so do not depend on whether its CPU has native bf16.
     ``fast=False`` is the plain fp32 path in the feed's own batches, for comparisons.
     """
     device = torch.device(device)
     model.to(device).to(memory_format=torch.channels_last).eval()
-    use_onnx = fast and device.type == "cpu" and bf16 is not True and (ort_available() if onnx is None else onnx)
-    net = use_onnx and ort_forward(model, feed.size)
-    use_bf16 = fast and not net and (bf16_is_fast(device) if bf16 is None else bf16)
-    net = net or (inference_model(model) if fast else model)
     if fast:
         feed = replace(feed, batch_size=batch_size or EVAL_BATCH)
+    use_onnx = fast and device.type == "cpu" and bf16 is not True and (ort_available() if onnx is None else onnx)
+    net = None
+    if use_onnx and (onnx or len(feed) >= AUTO_MIN_BATCHES * feed.batch_size):  # few images: not worth timing
+        net = ort_forward(model, feed.size)
+        if net and onnx is None:  # both exact fp32: take whichever is faster for this network here
+            net = faster_fp32_path(model, net, feed.size, feed.batch_size)
+    use_bf16 = fast and not use_onnx and (bf16_is_fast(device) if bf16 is None else bf16)
+    net = net or (inference_model(model) if fast else model)
     logits, labels = [], []
     with (torch.inference_mode(), autocast(device, use_bf16),
           tqdm(total=len(feed), desc=f"eval @{feed.size}px", unit="img", disable=not progress, leave=False) as bar):

@@ -1,8 +1,9 @@
 """ONNX Runtime as the fast evaluation path, where ``onnxruntime`` is installed (the optional extra ``export``).
 
-ONNX Runtime folds BatchNorm, fuses the activations and picks its own convolution kernels; on the study's
-2-core CPU it evaluates the φ = 2 model faster than PyTorch with BN folded, with the same predictions
-(``effnb bench`` prints both beside the plain path, on your machine). The model is exported per call with the TorchScript-based ``torch.onnx.export`` (about 0.3 s, no ``onnxscript`` needed),
+ONNX Runtime folds BatchNorm, fuses the activations and picks its own convolution kernels. Whether it beats
+PyTorch with BN folded depends on the CPU and the network (on a 2-core Xeon: about even for φ = 2 at 132 px,
+slower for φ = 1 at 108 px), so :func:`effnb.engine.faster_fp32_path` times both where it matters, and
+``effnb bench`` prints both beside the plain path, on your machine; their predictions are the same. The model is exported per call with the TorchScript-based ``torch.onnx.export`` (about 0.3 s, no ``onnxscript`` needed),
 its batch dimension dynamic; anything that fails (a missing package, a model the exporter cannot trace) makes
 :func:`ort_forward` return None, and the caller falls back to PyTorch.
 """

@@ -1,6 +1,7 @@
 """Training engine: learning, determinism, resume, read-back, FixRes variants, divergence."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -302,7 +303,7 @@ def test_onnx_runtime_runs_the_model_and_falls_back_when_absent(trained, small_c
         torch.testing.assert_close(forward(x), trained(x), rtol=1e-4, atol=1e-4)
     feed = Feed(small_cache, np.arange(24), 40, "eval")
     plain, _ = predict(trained, feed, progress=False, fast=False, tta=True)
-    mirrored, _ = predict(trained, feed, progress=False, tta=True, bf16=False)  # TTA through ONNX Runtime
+    mirrored, _ = predict(trained, feed, progress=False, tta=True, onnx=True)  # TTA through ONNX Runtime
     torch.testing.assert_close(mirrored, plain, rtol=1e-4, atol=1e-4)
     monkeypatch.setattr(engine, "ort_forward", lambda *a, **k: pytest.fail("ONNX Runtime used when absent"))
     monkeypatch.setattr(engine, "ort_available", lambda: False)
@@ -347,3 +348,32 @@ def test_flip_tta_averages_the_logits_of_the_mirrored_images(trained, small_cach
     with torch.no_grad():
         mirrored = trained(x.flip(-1))
     torch.testing.assert_close(tta, (plain + mirrored) / 2, rtol=1e-5, atol=1e-5)
+
+
+def test_the_faster_fp32_path_is_chosen_by_timing_it_here(trained, monkeypatch):
+    import time as clock
+
+    monkeypatch.setattr(engine, "_FASTER", {})
+    slow = lambda x: (clock.sleep(0.05), torch.zeros(len(x), 2))[1]  # noqa: E731 - a stand-in for ONNX Runtime
+    assert engine.faster_fp32_path(trained, slow, 32, 8) is None  # BN-folded PyTorch wins
+    monkeypatch.setattr(engine, "_FASTER", {})
+    instant = lambda x: torch.zeros(len(x), 2)  # noqa: E731
+    assert engine.faster_fp32_path(trained, instant, 32, 8) is instant
+    assert engine.faster_fp32_path(trained, slow, 32, 8) is slow  # decided once per network, size and batch
+    assert engine.faster_fp32_path(trained, slow, 40, 8) is None
+
+
+def test_automatic_fp32_choice_never_falls_back_to_bf16(trained, small_cache, monkeypatch):
+    if not ort_available():
+        pytest.skip("onnxruntime is not installed (optional extra 'export')")
+    timed = []
+    monkeypatch.setattr(engine, "faster_fp32_path", lambda *a, **k: timed.append(a[2:]))  # PyTorch wins (None)
+    monkeypatch.setattr(engine, "bf16_is_fast", lambda device: True)
+    monkeypatch.setattr(engine, "autocast", lambda device, bf16: pytest.fail("bf16 used") if bf16 else
+                        contextlib.nullcontext())
+    feed = Feed(small_cache, np.arange(len(small_cache)), 32, "eval")
+    plain = predict(trained, feed, progress=False, fast=False)[0]
+    for batch in (len(small_cache) // engine.AUTO_MIN_BATCHES, len(small_cache)):  # timed, and too few to time
+        torch.testing.assert_close(predict(trained, feed, progress=False, batch_size=batch)[0], plain, rtol=1e-4,
+                                   atol=1e-4)
+    assert timed == [(32, len(small_cache) // engine.AUTO_MIN_BATCHES)]
