@@ -91,6 +91,7 @@ def eval_paths(onnx: bool) -> dict[str, dict]:
     the plain fp32 path in the study's batches of 100, is the reference."""
     paths = {"plain fp32 path (PyTorch, channels-last), batch 100": {"fast": False},
              f"plain fp32 path, batch {EVAL_BATCH}": {"fast": False, "batch_size": EVAL_BATCH},
+             "PyTorch, BN folded, fp32, batch 64": {"bf16": False, "onnx": False, "batch_size": 64},
              f"PyTorch, BN folded, fp32, batch {EVAL_BATCH}": {"bf16": False, "onnx": False}}
     if onnx:
         paths["ONNX Runtime, fp32, batch 256"] = {"bf16": False, "onnx": True, "batch_size": 256}

@@ -37,9 +37,10 @@ from .stats import pack_correct
 from .progress import tqdm
 from .transforms import P_RANGE, eval_batch, image_test_size, train_batch
 
-# evaluation batch of the fast path: measured by ``effnb bench`` (its "batch 256" row), 64 images keep a batch's
-# activations in the CPU's caches and run 1.3-1.6x faster than 256, in ONNX Runtime and in PyTorch alike
-EVAL_BATCH = 64
+# evaluation batch of the fast path, measured by ``effnb bench`` (its "batch 256" and "batch 64" rows): a small
+# batch keeps its activations in the CPU's caches; 64 ran 1.3-1.6x faster than 256, and for the phi = 1 model at
+# 108 px 32 ran faster than 64 again in BN-folded PyTorch
+EVAL_BATCH = 32
 
 
 MAX_RESOLUTION_FACTOR = 2  # resolutions up to twice the cache's image side; beyond, memory grows for no detail
