@@ -376,10 +376,10 @@ def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", pr
     ``tta`` averages the logits of each image and its horizontal mirror. ``fast`` (the default) evaluates in
     batches of ``batch_size`` (default :data:`EVAL_BATCH`) in fp32 by ONNX Runtime or a BN-folded copy in PyTorch
     (``onnx``: True or False forces one; None: where ONNX Runtime is installed, see :mod:`effnb.onnx_runtime`, the
-    faster of the two here by :func:`faster_fp32_path`, or PyTorch for fewer than :data:`AUTO_MIN_BATCHES` batches). bf16 autocast (BN-folded PyTorch) runs only with
-    ``bf16=True``, or with None where ONNX Runtime is not in play (not installed, or ``onnx=False``) and
-    :func:`bf16_is_fast`. The study's numbers
-    so do not depend on whether its CPU has native bf16.
+    faster of the two here by :func:`faster_fp32_path`, or PyTorch for fewer than :data:`AUTO_MIN_BATCHES`
+    batches). bf16 autocast (BN-folded PyTorch) runs only with ``bf16=True``, or with None where ONNX Runtime is
+    not in play (not installed, or ``onnx=False``) and :func:`bf16_is_fast`. The study's numbers so do not depend
+    on whether its CPU has native bf16.
     ``fast=False`` is the plain fp32 path in the feed's own batches, for comparisons.
     """
     device = torch.device(device)
