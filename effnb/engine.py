@@ -346,12 +346,16 @@ AUTO_MIN_BATCHES = 8  # the automatic choice times both fp32 paths only for at l
 _FASTER: dict[tuple, bool] = {}  # (network shape, size, batch) -> whether ONNX Runtime beat BN-folded PyTorch
 
 
+def _fp32_key(model: nn.Module, size: int, batch: int) -> tuple:
+    return tuple(p.shape for p in model.parameters()), size, batch
+
+
 def faster_fp32_path(model: nn.Module, ort: Callable[[torch.Tensor], torch.Tensor], size: int, batch: int,
                      rounds: int = 3) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """``ort`` (ONNX Runtime) or None (BN-folded PyTorch), whichever runs a batch of ``batch`` random images at
     ``size`` faster on this CPU (median of ``rounds``, taking turns after a warm-up), timed once per network shape,
     size and batch. Which one wins depends on the CPU and the network (``effnb bench`` prints both)."""
-    key = (tuple(p.shape for p in model.parameters()), size, batch)
+    key = _fp32_key(model, size, batch)
     if key not in _FASTER:
         x = torch.rand(max(1, batch), 3, size, size).contiguous(memory_format=torch.channels_last)
         paths = {"ort": ort, "torch": inference_model(model)}
@@ -388,8 +392,9 @@ def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", pr
         feed = replace(feed, batch_size=batch_size or EVAL_BATCH)
     use_onnx = fast and device.type == "cpu" and bf16 is not True and (ort_available() if onnx is None else onnx)
     net = None
-    if use_onnx and (onnx or len(feed) >= AUTO_MIN_BATCHES * feed.batch_size):  # few images: not worth timing
-        net = ort_forward(model, feed.size)
+    timed = len(feed) >= AUTO_MIN_BATCHES * feed.batch_size  # few images: not worth timing
+    if use_onnx and (onnx or timed and _FASTER.get(_fp32_key(model, feed.size, feed.batch_size)) is not False):
+        net = ort_forward(model, feed.size)  # not exported where PyTorch already won the timing
         if net and onnx is None:  # both exact fp32: take whichever is faster for this network here
             net = faster_fp32_path(model, net, feed.size, feed.batch_size)
     use_bf16 = fast and not use_onnx and (bf16_is_fast(device) if bf16 is None else bf16)

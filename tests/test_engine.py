@@ -377,3 +377,13 @@ def test_automatic_fp32_choice_never_falls_back_to_bf16(trained, small_cache, mo
         torch.testing.assert_close(predict(trained, feed, progress=False, batch_size=batch)[0], plain, rtol=1e-4,
                                    atol=1e-4)
     assert timed == [(32, len(small_cache) // engine.AUTO_MIN_BATCHES)]
+
+
+def test_onnx_runtime_is_not_exported_again_where_pytorch_won_the_timing(trained, small_cache, monkeypatch):
+    feed = Feed(small_cache, np.arange(len(small_cache)), 32, "eval")
+    batch = len(small_cache) // engine.AUTO_MIN_BATCHES
+    monkeypatch.setattr(engine, "ort_available", lambda: True)
+    monkeypatch.setattr(engine, "_FASTER", {engine._fp32_key(trained, 32, batch): False})
+    monkeypatch.setattr(engine, "ort_forward", lambda *a, **k: pytest.fail("exported although PyTorch won"))
+    fast, _ = predict(trained, feed, progress=False, batch_size=batch)
+    torch.testing.assert_close(fast, predict(trained, feed, progress=False, fast=False)[0], rtol=1e-4, atol=1e-4)
