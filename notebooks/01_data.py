@@ -23,7 +23,7 @@
 # From σ follows FixRes' **r**, and from r the test resolution at which objects look as large as in training.
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke | cpu | full (see effnb/profiles.py)
+profile = "smoke"  # smoke | cpu | full (see effnb/study/profiles.py)
 data_dir = None  # None: $EFFNB_DATA_DIR, else ../shared/data/PetImages beside the repository, else download
 artifacts_dir = "../artifacts"
 seed = 0
@@ -38,12 +38,10 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from effnb import seed_results
-from effnb.fixres import expected_sigma, recommended_test_resolution, resolution_ratio, sigma_distribution
-from effnb.plots import plot_histogram, plot_sizes, show_images, show_jpeg, size_summary
+from effnb import seed_study
+from effnb.data import P_RANGE, eval_batch, expected_sigma, image_test_size, recommended_test_resolution, resolution_ratio, sigma_distribution, train_batch
+from effnb.report import crop_explorer, draw_crop, plot_histogram, plot_sizes, show_explorer, show_images, show_jpeg, size_summary
 from effnb.study import open_study
-from effnb.transforms import P_RANGE, eval_batch, image_test_size, train_batch
-from effnb.widgets import crop_explorer, draw_crop, show_explorer
 
 study = open_study("data", profile, data_dir, artifacts_dir, seed)
 cache, splits = study.cache, study.splits
@@ -109,8 +107,8 @@ fig = plot_histogram(proportions, "crop side / longer image side", "σ")
 pd.Series({f"σ sampled, the recipe's crop U{tuple(crop)}": f"{sigma:.4f}", "σ standard error": f"{sigma_se:.4f}",
            "σ exact from the image shapes, the recipe's crop": f"{sigma_exact:.4f}",
            f"σ exact, the seed's crop U{P_RANGE}": f"{sigma_seed_crop:.4f}",
-           "σ (the seed)": f"{seed_results.SIGMA.value}",
-           "r at k_train = 64": f"{r:.4f}", "r (the seed)": f"{seed_results.R.value}",
+           "σ (the seed)": f"{seed_study.SIGMA.value}",
+           "r at k_train = 64": f"{r:.4f}", "r (the seed)": f"{seed_study.R.value}",
            "k_test at k_train = 64": f"{k_test} px", "k_image_test at k_train = 64": f"{k_image_test} px"}).to_frame("value")
 
 # %% [markdown]
@@ -137,7 +135,7 @@ study.conclude("data", {
     f"{len(cache):,} images in {len(cache.classes)} classes ({', '.join(cache.classes)}) were decoded and "
     f"{len(cache.skipped):,} skipped; the splits hold {', '.join(f'{n:,} `{k}`' for k, n in sizes.items())} images.",
     f"The seed's crop U{P_RANGE} keeps on average σ = {sigma_seed_crop:.4f} of the image's longer side on these "
-    f"images, computed exactly from their shapes (the seed measured {seed_results.SIGMA.value}).",
+    f"images, computed exactly from their shapes (the seed measured {seed_study.SIGMA.value}).",
     f"The study's recipe ends training on crops U{tuple(crop)}: σ = {sigma:.4f} ± {1.96 * sigma_se:.4f} (95 %, "
     f"sampled; exactly {sigma_exact:.4f}), the σ the later notebooks use.",
     f"So r = σ · k_image_test / k_train = {r:.3f} at 64 px: objects look {1 / r:.2f}× larger in training than at "

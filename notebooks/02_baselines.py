@@ -35,13 +35,10 @@ seed = 0
 import pandas as pd
 from IPython.display import Markdown, display
 
-from effnb import seed_results
-from effnb.flops import count_flops
-from effnb.model import BASELINES
-from effnb.plots import plot_learning_curves, plot_selection, results_frame
-from effnb.selection import measurement, select
-from effnb.stats import DecisionRule, format_accuracy
-from effnb.study import open_study
+from effnb import seed_study
+from effnb.nn import BASELINES, count_flops
+from effnb.report import plot_learning_curves, plot_selection, results_frame
+from effnb.study import DecisionRule, format_accuracy, measurement, open_study, select
 
 study = open_study("baselines", profile, data_dir, artifacts_dir, seed)
 
@@ -62,7 +59,7 @@ for name, spec in BASELINES.items():
 
 # %%
 sigma = study.stage("data")["sigma"]
-rule = DecisionRule("which baseline to scale", seed_results.CHOSEN_BASELINE.value, "the seed's choice")
+rule = DecisionRule("which baseline to scale", seed_study.CHOSEN_BASELINE.value, "the seed's choice")
 display(Markdown(f"{rule.statement()} {measurement(study, sigma)}"))
 
 # %% [markdown]
@@ -82,7 +79,7 @@ display(runs)
 
 # %%
 table = results_frame([selection.final(n) for n in selection.rungs[-1].results])
-table["seed test acc %"] = [100 * seed_results.BASELINES[n].accuracy for n in selection.rungs[-1].results]
+table["seed test acc %"] = [100 * seed_study.BASELINES[n].accuracy for n in selection.rungs[-1].results]
 display(table)
 fig = plot_selection(runs)
 
@@ -104,7 +101,7 @@ final_rung = selection.rungs[-1].results
 accuracy = {n: format_accuracy(r["eval"]["accuracy"], r["eval"]["n"]) for n, r in final_rung.items()}
 study.conclude("baselines", {"chosen": selection.chosen, "results": selection.latest(), "selection": selection.as_dict()}, [
     f"With {selection.rungs[-1].epochs:g} epochs each, " + "; ".join(f"{n} reaches {accuracy[n]}" for n in final_rung)
-    + f" (the seed: C {100 * seed_results.BASELINES['C'].accuracy:.2f} %).",
+    + f" (the seed: C {100 * seed_study.BASELINES['C'].accuracy:.2f} %).",
     selection.decision.sentence,
     f"The study scales baseline {selection.chosen} from here on.",
 ])

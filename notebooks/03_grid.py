@@ -34,15 +34,10 @@ seed = 0
 # %%
 from IPython.display import Markdown, display
 
-from effnb import seed_results
-from effnb.flops import scaling_table
-from effnb.model import BASELINES
-from effnb.plots import plot_learning_curves, plot_selection, results_frame
-from effnb.scaling import SEED_GRID, constraint, scale
-from effnb.selection import measurement, select
-from effnb.stats import DecisionRule, format_accuracy
-from effnb.study import open_study
-from effnb.widgets import scaling_explorer, show_explorer
+from effnb import seed_study
+from effnb.nn import BASELINES, SEED_GRID, constraint, scale, scaling_table
+from effnb.report import plot_learning_curves, plot_selection, results_frame, scaling_explorer, show_explorer
+from effnb.study import DecisionRule, format_accuracy, measurement, open_study, select
 
 study = open_study("grid", profile, data_dir, artifacts_dir, seed)
 base = BASELINES[study.stage("baselines")["chosen"]]
@@ -63,7 +58,7 @@ display(scaling_table(base, 1.2, 1.05, 1.23, 4))
 
 # %%
 sigma = study.stage("data")["sigma"]
-incumbent = f"experiment {seed_results.CHOSEN_GRID_EXPERIMENT.value}"
+incumbent = f"experiment {seed_study.CHOSEN_GRID_EXPERIMENT.value}"
 rule = DecisionRule("which α, β, γ to scale with", incumbent, "the seed's choice")
 display(Markdown(f"{rule.statement()} {measurement(study, sigma)}"))
 
@@ -85,7 +80,7 @@ table.insert(0, "alpha", [multipliers[n][0] for n in final_rung])
 table.insert(1, "beta", [multipliers[n][1] for n in final_rung])
 table.insert(2, "gamma", [multipliers[n][2] for n in final_rung])
 table.insert(3, "a*b^2*g^2", [round(constraint(*multipliers[n]), 3) for n in final_rung])
-seed_accuracy = {f"experiment {i}": 100 * row.accuracy for i, (_, row) in enumerate(seed_results.GRID, 1)}
+seed_accuracy = {f"experiment {i}": 100 * row.accuracy for i, (_, row) in enumerate(seed_study.GRID, 1)}
 table["seed test acc %"] = [seed_accuracy[n] for n in final_rung]
 display(table)
 fig = plot_selection(runs)

@@ -35,14 +35,10 @@ seed = 0
 import pandas as pd
 from IPython.display import Markdown, display
 
-from effnb.experiments import run_experiment
-from effnb.flops import scaling_table
-from effnb.model import NetSpec
-from effnb.plots import plot_accuracy_vs_flops, plot_learning_curves, results_frame
-from effnb.scaling import scale
-from effnb.selection import measure_candidate
-from effnb.stats import format_accuracy
-from effnb.study import open_study
+from effnb.nn import NetSpec, scale, scaling_table
+from effnb.report import plot_accuracy_vs_flops, plot_learning_curves, results_frame
+from effnb.study import format_accuracy, measure_candidate, open_study
+from effnb.train import run_experiment
 
 study = open_study("scaling", profile, data_dir, artifacts_dir, seed)
 p = study.profile

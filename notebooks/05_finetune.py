@@ -42,16 +42,11 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from effnb.checkpoint import load_checkpoint
-from effnb.data import subset
-from effnb.engine import Feed, evaluate, resolution_sweep
-from effnb.experiments import run_experiment
-from effnb.fixres import recommended_test_resolution
-from effnb.model import NetSpec
-from effnb.plots import plot_resolution_sweep
-from effnb.stats import CostOrderedRule, DecisionRule, accuracy_interval, format_accuracy
-from effnb.study import FIXRES_STEPS, open_study
-from effnb.transforms import image_test_size
+from effnb.data import image_test_size, recommended_test_resolution, subset
+from effnb.nn import NetSpec
+from effnb.report import plot_resolution_sweep
+from effnb.study import FIXRES_STEPS, CostOrderedRule, DecisionRule, accuracy_interval, format_accuracy, open_study
+from effnb.train import Feed, evaluate, load_checkpoint, resolution_sweep, run_experiment
 
 study = open_study("finetune", profile, data_dir, artifacts_dir, seed)
 p = study.profile

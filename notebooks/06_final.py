@@ -37,14 +37,10 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from effnb import seed_results
-from effnb.analysis import describe_hardest, image_statistics, predict_models
-from effnb.engine import Feed
-from effnb.holdout import provenance, read_test2
-from effnb.plots import plot_hardest_images, plot_prediction_grid, show_images, show_jpeg
-from effnb.stats import accuracy_interval, format_accuracy
-from effnb.study import FIXRES_STEPS, open_study
-from effnb.widgets import prediction_browser, show_explorer
+from effnb import seed_study
+from effnb.report import plot_hardest_images, plot_prediction_grid, prediction_browser, show_explorer, show_images, show_jpeg
+from effnb.study import FIXRES_STEPS, accuracy_interval, describe_hardest, format_accuracy, image_statistics, open_study, predict_models, provenance, read_test2
+from effnb.train import Feed
 
 study = open_study("final", profile, data_dir, artifacts_dir, seed)
 scaling, ft = study.stage("scaling"), study.stage("finetune")
@@ -84,7 +80,7 @@ display(final.round({"loss": 4, "accuracy %": 2, "extra CPU s": 1}))
 
 # %%
 no_ft, full_ft = rows["trained"], rows["full"]
-seed_rows = [seed_results.FINAL["without fine-tuning"], seed_results.FINAL["with fine-tuning"]]
+seed_rows = [seed_study.FINAL["without fine-tuning"], seed_study.FINAL["with fine-tuning"]]
 side = pd.DataFrame({
     "seed loss": [r.loss for r in seed_rows], "seed acc %": [100 * r.accuracy for r in seed_rows],
     "this run loss": [no_ft["loss"], full_ft["loss"]],
@@ -161,7 +157,7 @@ study.conclude("final", {"test2_images": len(test2), "rows": list(rows.values())
                          "analysis": analysis | {"hardest": hardest["index"].tolist()}}, [
     f"On {len(test2):,} `test2` images, the model trained at {k_train} px reaches {format_accuracy(no_ft['accuracy'], no_ft['n'])}; "
     f"fine-tuned as the author's published code does and tested at {preprocessing['k_test']} px, {format_accuracy(full_ft['accuracy'], full_ft['n'])} "
-    f"({gain:+.2f} points; the seed: {100 * seed_results.FINE_TUNING_GAIN:+.2f}).",
+    f"({gain:+.2f} points; the seed: {100 * seed_study.FINE_TUNING_GAIN:+.2f}).",
     f"Testing at the FixRes resolution without any fine-tuning accounts for {free:+.2f} points of that; BN "
     f"recalibration alone gives {format_accuracy(rows['bn_recal']['accuracy'], rows['bn_recal']['n'])} for "
     f"{rows['bn_recal']['extra_seconds']:.0f} s of CPU.",

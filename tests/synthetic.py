@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from effnb.checkpoint import save_checkpoint
-from effnb.cli import main
-from effnb.model import BASELINES, build_model
+from effnb.cli.commands import main
+from effnb.nn.model import BASELINES, build_model
+from effnb.train.checkpoint import save_checkpoint
 
 TINY_SPEC = dataclasses.replace(BASELINES["C"], resolution=32)
 CLASSES = ("Cat", "Dog")  # Cat: horizontal stripes, Dog: vertical stripes; random colours, period and phase

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from effnb.ablation import default_variants, table, to_markdown
-from effnb.model import BASELINES
-from effnb.cli import main
+from effnb.cli.commands import main
+from effnb.nn.model import BASELINES
+from effnb.study.ablation import default_variants, table, to_markdown
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
@@ -50,8 +50,8 @@ def test_ablate_command_writes_the_table_and_reads_finished_variants_back(image_
 
 
 def test_phi_rows_train_the_scaled_network_for_the_minutes_of_phi_2():
-    from effnb.ablation import PHI_COST, phi_variants
-    from effnb.recipes import get_recipe
+    from effnb.study.ablation import PHI_COST, phi_variants
+    from effnb.train.recipes import get_recipe
 
     rows = phi_variants(get_recipe("budget"), 11)
     assert [v.name for v in rows] == ["phi2", "phi1", "phi3", "phi0"]  # the reference first
@@ -65,8 +65,8 @@ def test_phi_rows_train_the_scaled_network_for_the_minutes_of_phi_2():
 def test_the_default_phi_budget_is_the_minutes_of_the_profiles_final_model():
     from dataclasses import replace
 
-    from effnb.ablation import phi2_budget
-    from effnb.profiles import PROFILES
+    from effnb.study.ablation import phi2_budget
+    from effnb.study.profiles import PROFILES
 
     cpu = PROFILES["cpu"]
     assert phi2_budget(replace(cpu, final_phi=2, final_epochs=11)) == 11

@@ -7,11 +7,17 @@ import pandas as pd
 import pytest
 import torch
 
-from effnb.analysis import SplitPredictions, describe_hardest, image_statistics, predict_models
-from effnb.checkpoint import load_checkpoint
-from effnb.data import ImageCache
-from effnb.engine import Feed, evaluate
-from effnb.plots import plot_hardest_images, plot_prediction_grid
+from effnb.data.images import ImageCache
+from effnb.report.plots import plot_hardest_images, plot_prediction_grid
+from effnb.study.analysis import (
+    SplitPredictions,
+    describe_hardest,
+    image_statistics,
+    predict_models,
+)
+from effnb.train.checkpoint import load_checkpoint
+from effnb.train.feed import Feed
+from effnb.train.inference import evaluate
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -12,8 +12,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from effnb.atomic import (FolderBusy, StorageError, ensure_dir, json_safe, locked, remove_stale_temps, temp_path,
-                          torch_save, write_json, write_text)
+from effnb.utils.atomic import (
+    FolderBusy,
+    StorageError,
+    ensure_dir,
+    json_safe,
+    locked,
+    remove_stale_temps,
+    temp_path,
+    torch_save,
+    write_json,
+    write_text,
+)
 
 DEAD_PID = 999_999_999  # above any pid_max: never a running process
 
@@ -81,7 +91,7 @@ def test_ensure_dir_refuses_files_and_unwritable_folders(tmp_path: Path, monkeyp
 def test_lock_makes_a_second_holder_wait_or_stop(tmp_path: Path) -> None:
     lock = tmp_path / ".lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from effnb.atomic import locked\n"
+        [sys.executable, "-c", "import sys, time; from effnb.utils.atomic import locked\n"
          f"with locked({str(lock)!r}, 'busy'):\n    print('held', flush=True); sys.stdin.readline()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from effnb.bench import eval_paths
-from effnb.engine import EVAL_BATCH, Feed, predict
-from effnb.model import BASELINES, build_model
-from effnb.onnx_runtime import ort_available
+from effnb.cli.bench import eval_paths
+from effnb.nn.model import BASELINES, build_model
+from effnb.train.feed import EVAL_BATCH, Feed
+from effnb.train.inference import predict
+from effnb.train.onnx_runtime import ort_available
 
 
 @pytest.mark.parametrize("onnx", [False, True], ids=["pytorch", "onnxruntime"])

@@ -10,12 +10,13 @@ import pytest
 import torch
 from synthetic import TINY_SPEC, make_image_folder, run_cli
 
-from effnb.checkpoint import load_checkpoint, save_checkpoint
-from effnb.cli import main
-from effnb.data import build_cache
-from effnb.engine import Feed, evaluate
-from effnb.model import BASELINES, Scaling, build_model
-from effnb.scaling import scale
+from effnb.cli.commands import main
+from effnb.data.images import build_cache
+from effnb.nn.model import BASELINES, Scaling, build_model
+from effnb.nn.scaling import scale
+from effnb.train.checkpoint import load_checkpoint, save_checkpoint
+from effnb.train.feed import Feed
+from effnb.train.inference import evaluate
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -221,8 +222,8 @@ def test_study_with_an_unknown_notebook_runs_nothing(capsys, tmp_path):
 
 
 def test_a_second_study_on_the_same_artifacts_stops(capsys, tmp_path):
-    from effnb.atomic import locked
-    from effnb.runner import STUDY_LOCK
+    from effnb.report.execute import STUDY_LOCK
+    from effnb.utils.atomic import locked
 
     (tmp_path / "a").mkdir()
     with locked(tmp_path / "a" / STUDY_LOCK, "held by this test"):
@@ -232,12 +233,12 @@ def test_a_second_study_on_the_same_artifacts_stops(capsys, tmp_path):
 
 
 def test_unexpected_errors_are_one_line_without_traceback(checkpoint, lowercase_folder, capsys, monkeypatch):
-    import effnb.evaluation
+    import effnb.cli.evaluate
 
     def broken(*args, **kwargs):
         raise KeyError("surprise")
 
-    monkeypatch.setattr(effnb.evaluation, "evaluate_checkpoint", broken)
+    monkeypatch.setattr(effnb.cli.evaluate, "evaluate_checkpoint", broken)
     code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder))
     assert code == 1 and err.strip() == ("effnb evaluate: internal error: KeyError: 'surprise' "
                                          "(set EFFNB_DEBUG=1 to see the traceback)")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from synthetic import make_image_folder
 
-from effnb.data import build_cache
+from effnb.data.images import build_cache
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -21,10 +21,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 # on until the file GO exists, so that the other process arrives while it is at it.
 WORKER = textwrap.dedent("""
     import dataclasses, json, os, sys, time
-    import effnb.data as data
-    import effnb.experiments as experiments
-    from effnb.engine import TrainConfig
-    from effnb.model import BASELINES
+    import effnb.data.images as data
+    import effnb.train.experiments as experiments
+    from effnb.train.fit import TrainConfig
+    from effnb.nn.model import BASELINES
 
     images, artifacts, slow, go = sys.argv[1:]
 

@@ -1,4 +1,4 @@
-"""Tests for effnb.data on small synthetic image trees."""
+"""Tests for effnb.data.images on small synthetic image trees."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import effnb.data as data
-from effnb.data import DataError
+import effnb.data.images as data
+from effnb.data.images import DataError
 
 # torchvision 0.29 deprecates its image decoders in favour of TorchCodec; they still work
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")

@@ -1,4 +1,4 @@
-"""Tests for effnb.download with a small local archive served through a file:// URL."""
+"""Tests for effnb.data.download with a small local archive served through a file:// URL."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import effnb.download as download
-from effnb.data import DataError, index_images
+import effnb.data.download as download
+from effnb.data.images import DataError, index_images
 
 
 def _jfif_jpeg() -> bytes:

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-import effnb.engine as engine
-import effnb.experiments as experiments
-from effnb.engine import (Feed, TrainConfig, TrainingDiverged, evaluate, fit, inference_model, predict,
-                          recalibrate_bn)
-from effnb.experiments import Experiment, run_experiment
-from effnb.model import BASELINES, build_model
-from effnb.onnx_runtime import ort_available, ort_forward
+import effnb.train.experiments as experiments
+import effnb.train.inference as inference
+from effnb.nn.model import BASELINES, build_model
+from effnb.train.experiments import Experiment, run_experiment
+from effnb.train.feed import EVAL_BATCH, Feed
+from effnb.train.fit import TrainConfig, TrainingDiverged, fit
+from effnb.train.inference import evaluate, inference_model, predict, recalibrate_bn
+from effnb.train.onnx_runtime import ort_available, ort_forward
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -239,15 +240,15 @@ def test_progressive_plan_rises_to_the_target_size_and_crop_range():
 
 
 def test_progressive_fit_trains_at_the_planned_sizes(small_cache, monkeypatch):
-    import effnb.engine as engine
+    import effnb.train.feed as feed
     seen = []
-    real = engine.train_batch
+    real = feed.train_batch
 
     def spy(images, hw, size, generator=None, p_range=(0.2, 0.7), **kw):
         seen.append((size, p_range))
         return real(images, hw, size, generator=generator, p_range=p_range, **kw)
 
-    monkeypatch.setattr(engine, "train_batch", spy)
+    monkeypatch.setattr(feed, "train_batch", spy)
     config = TrainConfig(epochs=3, size_start=0.5, p_range_start=(0.5, 1.0))
     _, state = _fit(small_cache, config)
     assert [h["size"] for h in state.history] == [16, 24, 32]
@@ -305,8 +306,8 @@ def test_onnx_runtime_runs_the_model_and_falls_back_when_absent(trained, small_c
     plain, _ = predict(trained, feed, progress=False, fast=False, tta=True)
     mirrored, _ = predict(trained, feed, progress=False, tta=True, onnx=True)  # TTA through ONNX Runtime
     torch.testing.assert_close(mirrored, plain, rtol=1e-4, atol=1e-4)
-    monkeypatch.setattr(engine, "ort_forward", lambda *a, **k: pytest.fail("ONNX Runtime used when absent"))
-    monkeypatch.setattr(engine, "ort_available", lambda: False)
+    monkeypatch.setattr(inference, "ort_forward", lambda *a, **k: pytest.fail("ONNX Runtime used when absent"))
+    monkeypatch.setattr(inference, "ort_available", lambda: False)
     torch.testing.assert_close(predict(trained, feed, progress=False, tta=True, bf16=False)[0], plain, rtol=1e-4,
                                atol=1e-4)
 
@@ -329,7 +330,7 @@ def test_the_fast_path_runs_in_batches_of_eval_batch_unless_told(trained, small_
     predict(trained, feed, progress=False, bf16=False)
     predict(trained, feed, progress=False, bf16=False, batch_size=7)
     predict(trained, feed, progress=False, fast=False)
-    assert sizes == [engine.EVAL_BATCH, 7, 10]  # the plain path keeps the feed's own batches
+    assert sizes == [EVAL_BATCH, 7, 10]  # the plain path keeps the feed's own batches
 
 
 def test_inference_model_folds_batchnorm_into_the_convolutions(trained):
@@ -353,37 +354,37 @@ def test_flip_tta_averages_the_logits_of_the_mirrored_images(trained, small_cach
 def test_the_faster_fp32_path_is_chosen_by_timing_it_here(trained, monkeypatch):
     import time as clock
 
-    monkeypatch.setattr(engine, "_FASTER", {})
+    monkeypatch.setattr(inference, "_FASTER", {})
     slow = lambda x: (clock.sleep(0.05), torch.zeros(len(x), 2))[1]  # noqa: E731 - a stand-in for ONNX Runtime
-    assert engine.faster_fp32_path(trained, slow, 32, 8) is None  # BN-folded PyTorch wins
-    monkeypatch.setattr(engine, "_FASTER", {})
+    assert inference.faster_fp32_path(trained, slow, 32, 8) is None  # BN-folded PyTorch wins
+    monkeypatch.setattr(inference, "_FASTER", {})
     instant = lambda x: torch.zeros(len(x), 2)  # noqa: E731
-    assert engine.faster_fp32_path(trained, instant, 32, 8) is instant
-    assert engine.faster_fp32_path(trained, slow, 32, 8) is slow  # decided once per network, size and batch
-    assert engine.faster_fp32_path(trained, slow, 40, 8) is None
+    assert inference.faster_fp32_path(trained, instant, 32, 8) is instant
+    assert inference.faster_fp32_path(trained, slow, 32, 8) is slow  # decided once per network, size and batch
+    assert inference.faster_fp32_path(trained, slow, 40, 8) is None
 
 
 def test_automatic_fp32_choice_never_falls_back_to_bf16(trained, small_cache, monkeypatch):
     if not ort_available():
         pytest.skip("onnxruntime is not installed (optional extra 'export')")
     timed = []
-    monkeypatch.setattr(engine, "faster_fp32_path", lambda *a, **k: timed.append(a[2:]))  # PyTorch wins (None)
-    monkeypatch.setattr(engine, "bf16_is_fast", lambda device: True)
-    monkeypatch.setattr(engine, "autocast", lambda device, bf16: pytest.fail("bf16 used") if bf16 else
+    monkeypatch.setattr(inference, "faster_fp32_path", lambda *a, **k: timed.append(a[2:]))  # PyTorch wins (None)
+    monkeypatch.setattr(inference, "bf16_is_fast", lambda device: True)
+    monkeypatch.setattr(inference, "autocast", lambda device, bf16: pytest.fail("bf16 used") if bf16 else
                         contextlib.nullcontext())
     feed = Feed(small_cache, np.arange(len(small_cache)), 32, "eval")
     plain = predict(trained, feed, progress=False, fast=False)[0]
-    for batch in (len(small_cache) // engine.AUTO_MIN_BATCHES, len(small_cache)):  # timed, and too few to time
+    for batch in (len(small_cache) // inference.AUTO_MIN_BATCHES, len(small_cache)):  # timed, and too few to time
         torch.testing.assert_close(predict(trained, feed, progress=False, batch_size=batch)[0], plain, rtol=1e-4,
                                    atol=1e-4)
-    assert timed == [(32, len(small_cache) // engine.AUTO_MIN_BATCHES)]
+    assert timed == [(32, len(small_cache) // inference.AUTO_MIN_BATCHES)]
 
 
 def test_onnx_runtime_is_not_exported_again_where_pytorch_won_the_timing(trained, small_cache, monkeypatch):
     feed = Feed(small_cache, np.arange(len(small_cache)), 32, "eval")
-    batch = len(small_cache) // engine.AUTO_MIN_BATCHES
-    monkeypatch.setattr(engine, "ort_available", lambda: True)
-    monkeypatch.setattr(engine, "_FASTER", {engine._fp32_key(trained, 32, batch): False})
-    monkeypatch.setattr(engine, "ort_forward", lambda *a, **k: pytest.fail("exported although PyTorch won"))
+    batch = len(small_cache) // inference.AUTO_MIN_BATCHES
+    monkeypatch.setattr(inference, "ort_available", lambda: True)
+    monkeypatch.setattr(inference, "_FASTER", {inference._fp32_key(trained, 32, batch): False})
+    monkeypatch.setattr(inference, "ort_forward", lambda *a, **k: pytest.fail("exported although PyTorch won"))
     fast, _ = predict(trained, feed, progress=False, batch_size=batch)
     torch.testing.assert_close(fast, predict(trained, feed, progress=False, fast=False)[0], rtol=1e-4, atol=1e-4)

@@ -11,10 +11,10 @@ import onnx
 import pytest
 import torch
 
-import effnb.onnx_export as onnx_export
-from effnb.checkpoint import load_checkpoint
-from effnb.cli import main
-from effnb.engine import Feed
+import effnb.cli.export as onnx_export
+from effnb.cli.commands import main
+from effnb.train.checkpoint import load_checkpoint
+from effnb.train.feed import Feed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from effnb import fixres as F
+from effnb.data import fixres as F
 
 
 def _sizes(h: int, w: int, n: int = 20000) -> np.ndarray:

@@ -4,9 +4,18 @@ import pytest
 import torch
 from torch import nn
 
-from effnb.flops import count_flops, count_params
-from effnb.model import BASELINES, EffNet, FusedMBConv, MBConv, NetSpec, StageSpec, build_model, fused_early
-from effnb.scaling import scale
+from effnb.nn.flops import count_flops, count_params
+from effnb.nn.model import (
+    BASELINES,
+    EffNet,
+    FusedMBConv,
+    MBConv,
+    NetSpec,
+    StageSpec,
+    build_model,
+    fused_early,
+)
+from effnb.nn.scaling import scale
 
 SEED_TABLE_C = [
     # stage, operator, input resolution, kernel, channels, layers, stride (see model docstring)

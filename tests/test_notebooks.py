@@ -8,8 +8,8 @@ import jupytext
 import nbformat
 import pytest
 
-from effnb.lab import strip_on_save
-from effnb.study import NOTEBOOKS
+from effnb.report.lab import strip_on_save
+from effnb.study.context import NOTEBOOKS
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 STEMS = list(NOTEBOOKS.values())

@@ -5,7 +5,12 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from effnb.plots import plot_accuracy_vs_flops, plot_learning_curves, plot_sizes, size_summary
+from effnb.report.plots import (
+    plot_accuracy_vs_flops,
+    plot_learning_curves,
+    plot_sizes,
+    size_summary,
+)
 
 matplotlib.use("Agg")
 

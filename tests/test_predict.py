@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 from synthetic import make_image_folder, run_cli, stripes
 
-from effnb.checkpoint import load_checkpoint
-from effnb.data import build_cache
-from effnb.engine import Feed, predict
-from effnb.prediction import files_cache, find_image_files
+from effnb.cli.predict import files_cache, find_image_files
+from effnb.data.images import build_cache
+from effnb.train.checkpoint import load_checkpoint
+from effnb.train.feed import Feed
+from effnb.train.inference import predict
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from effnb.runner import publish_final
-from effnb.study import write_stage
+from effnb.report.execute import publish_final
+from effnb.study.context import write_stage
 
 
 def test_publish_keeps_only_the_checkpoints_final_json_names(tmp_path):

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-import effnb.experiments as experiments
-from effnb.cli import main
-from effnb.engine import TrainConfig
-from effnb.profiles import PROFILES
-from effnb.recipes import RECIPES, Recipe, get_recipe
+import effnb.train.experiments as experiments
+from effnb.cli.commands import main
+from effnb.study.profiles import PROFILES
+from effnb.train.fit import TrainConfig
+from effnb.train.recipes import RECIPES, Recipe, get_recipe
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -3,9 +3,9 @@ import math
 import pytest
 from torch import nn
 
-from effnb.flops import count_flops, scaling_table
-from effnb.model import BASELINES, NetSpec, Scaling, StageSpec, build_model
-from effnb.scaling import (
+from effnb.nn.flops import count_flops, scaling_table
+from effnb.nn.model import BASELINES, NetSpec, Scaling, StageSpec, build_model
+from effnb.nn.scaling import (
     SEED_GRID,
     constraint,
     grid_candidates,

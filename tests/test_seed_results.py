@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from effnb import seed_results as seed
+from effnb import seed_study as seed
 
 SEED = Path(__file__).resolve().parents[1].parent / "shared" / "seeds" / seed.SEED_FILE
 LINES = SEED.read_text().splitlines() if SEED.is_file() else []

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from effnb.selection import halvings, rung_budgets, successive_halving
-from effnb.stats import DecisionRule, pack_correct
+from effnb.study.selection import halvings, rung_budgets, successive_halving
+from effnb.study.stats import DecisionRule
+from effnb.utils.correct import pack_correct
 
 N = 2000
 

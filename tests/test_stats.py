@@ -4,8 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from effnb.stats import (CostOrderedRule, DecisionRule, accuracy_interval, compare_paired, format_accuracy, holm_adjust, mcnemar_exact,
-                         pack_correct, paired_bootstrap_interval, unpack_correct)
+from effnb.study.stats import (
+    CostOrderedRule,
+    DecisionRule,
+    accuracy_interval,
+    compare_paired,
+    format_accuracy,
+    holm_adjust,
+    mcnemar_exact,
+    paired_bootstrap_interval,
+)
+from effnb.utils.correct import pack_correct, unpack_correct
 
 
 @pytest.mark.parametrize("correct,n,low,high", [

@@ -6,11 +6,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from effnb.data import make_splits
-from effnb.model import BASELINES
-from effnb.profiles import get_profile
-from effnb.scaling import scale
-from effnb.study import Study
+from effnb.data.images import make_splits
+from effnb.nn.model import BASELINES
+from effnb.nn.scaling import scale
+from effnb.study.context import Study
+from effnb.study.profiles import get_profile
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

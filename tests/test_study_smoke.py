@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from synthetic import make_image_folder
 
-from effnb.cli import main
-from effnb.holdout import fingerprint
-from effnb.profiles import PROFILES, get_profile
-from effnb.study import NOTEBOOKS, StageMissing, read_stage
+from effnb.cli.commands import main
+from effnb.study.context import NOTEBOOKS, StageMissing, read_stage
+from effnb.study.holdout import fingerprint
+from effnb.study.profiles import PROFILES, get_profile
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ import jupytext
 import numpy as np
 import pytest
 
-from effnb import holdout
-from effnb.study import NOTEBOOKS, prepare_study, write_stage
+from effnb.study import holdout
+from effnb.study.context import NOTEBOOKS, prepare_study, write_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 

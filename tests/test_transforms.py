@@ -2,7 +2,7 @@ import pytest
 import torch
 from PIL import Image
 
-from effnb import transforms as T
+from effnb.data import transforms as T
 
 
 def _gen(seed: int = 0) -> torch.Generator:

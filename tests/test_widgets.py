@@ -5,7 +5,7 @@ import matplotlib
 import pytest
 import torch
 
-from effnb.widgets import PAGE_SIZE, prediction_browser, prediction_pages
+from effnb.report.widgets import PAGE_SIZE, prediction_browser, prediction_pages
 
 matplotlib.use("Agg")
 

@@ -1,0 +1,400 @@
+"""The ``effnb`` command line: ``study``, ``train``, ``evaluate``, ``predict``, ``export``, ``bench``, ``export-split``."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+DEBUG_ENV = "EFFNB_DEBUG"
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from effnb.report.execute import render_reports, run_study
+
+    if args.render_only:
+        for path in render_reports(args.artifacts_dir, args.reports_dir):
+            print(path)
+    else:
+        run_study(args.profile, args.data_dir, args.artifacts_dir, args.reports_dir, args.seed, only=args.only)
+    published = Path(args.reports_dir) / "models" / "final.json"
+    if args.readme and published.is_file():
+        from effnb.report.readme import update_readme
+
+        ablations = [Path(args.reports_dir) / f"{name}.json" for name in ("ablation", "ablation-phi")]
+        print(update_readme(args.readme, json.loads(published.read_text()),
+                            *(json.loads(path.read_text()) if path.is_file() else None for path in ablations)))
+    return 0
+
+
+def print_json(data, indent: int | None = None) -> None:
+    """Print ``data`` as strict JSON: NaN and infinities become null (see :func:`effnb.utils.atomic.json_safe`)."""
+    from effnb.utils.atomic import json_safe
+
+    print(json.dumps(json_safe(data), indent=indent, allow_nan=False))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from effnb.cli.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.k_test, device=args.device,
+                                 progress=not args.json)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"accuracy {100 * result['accuracy']:.2f} %  loss {result['loss']:.4f}  images {result['images']}  "
+              f"skipped {result['skipped']}  at {result['k_test']} px (image {result['k_image_test']} px)")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm.auto import tqdm
+
+    from effnb.cli.predict import predict_paths
+
+    settings, stream = predict_paths(args.checkpoint, args.paths, args.k_test, args.device, args.batch_size)
+    classes = settings["classes"]
+    done, failed = [], []
+    try:
+        csv_file = open(args.csv, "w", newline="") if args.csv else nullcontext()
+    except OSError as exc:
+        raise ValueError(f"cannot write {args.csv}: {exc.strerror}") from None
+    with csv_file, \
+            tqdm(total=settings["files"], unit="img", desc="predict", disable=True if args.json else None) as bar:
+        writer = csv.writer(csv_file) if args.csv else None
+        if writer:
+            writer.writerow(["path", "class", "probability", *(f"p_{c}" for c in classes), "error"])
+        start = time.perf_counter()
+        for pred in stream:
+            bar.update()
+            if pred.error is not None:
+                failed.append(pred)
+                tqdm.write(f"effnb predict: cannot read {pred.path}: {pred.error}", file=sys.stderr)
+            else:
+                done.append(pred)
+                if not args.json:
+                    tqdm.write(f"{pred.path}\t{pred.label}\t{pred.probability:.4f}", file=sys.stdout)
+            if writer:
+                probs = [f"{pred.probabilities[c]:.6f}" for c in classes] if pred.probabilities else [""] * len(classes)
+                writer.writerow([pred.path, pred.label or "",
+                                 "" if pred.probability is None else f"{pred.probability:.6f}", *probs, pred.error or ""])
+    if args.json:
+        print_json(settings | {
+            "predicted": len(done), "failed": len(failed),
+            "predictions": [{"path": p.path, "class": p.label, "probability": p.probability,
+                             "probabilities": p.probabilities} for p in done],
+            "errors": [{"path": p.path, "error": p.error} for p in failed]})
+    if not done:
+        print(f"effnb predict: error: no image could be predicted ({len(failed)} path(s) failed)", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - start
+    print(f"{len(done)} image(s) predicted at {settings['k_test']} px (image {settings['k_image_test']} px) in "
+          f"{seconds:.1f} s ({len(done) / seconds:.0f} img/s with decoding), {len(failed)} could not be read"
+          + (f"; CSV in {args.csv}" if args.csv else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import os
+
+    from effnb.cli.export import export_checkpoint
+
+    images = args.images or ([os.environ["EFFNB_DATA_DIR"]] if os.environ.get("EFFNB_DATA_DIR") else None)
+    if not images:
+        raise ValueError("give --images PATH (real images to verify the export on) or set EFFNB_DATA_DIR")
+    report = export_checkpoint(args.checkpoint, args.onnx, images, args.k_test, args.verify_images, args.repeats)
+    if args.json:
+        print_json(report)
+        return 0
+    check, k = report["verification"], report["k_test"]
+    print(f"wrote {report['onnx']} ({report['bytes'] / 1e6:.2f} MB): input images [batch, 3, {k}, {k}], "
+          f"outputs logits and probabilities; onnx.checker passed")
+    print(f"metadata: classes {report['classes']}, k_test {k}, k_image_test {report['k_image_test']}, "
+          f"ImageNet mean/std, preprocessing steps")
+    print(f"verified with ONNX Runtime on {check['images']} real images: predictions equal, largest probability "
+          f"difference {check['max_prob_diff']:.1e} (tolerance {check['atol']:g})")
+    print(f"inference on this CPU, batch {check['images']} at {k} px incl. preprocessing, {report['threads']} thread(s), "
+          f"median of {report['repeats']}:")
+    for name, rate in report["speed_img_per_s"].items():
+        print(f"  {name:<36} {rate:8.1f} img/s")
+    return 0
+
+
+TRAIN_PRECEDENCE = ("Precedence, lowest first: built-in defaults < the recipe (--recipe, else the profile's) < "
+                    "the --config JSON file < flags given on the command line. --config keys are the long option "
+                    "names with '_' for '-' (e.g. {\"recipe\": \"seed\", \"batch_size\": 32}).")
+
+
+def positive(kind: type) -> Callable[[str], float]:
+    """An argparse type for a positive ``kind`` (int or float)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a positive {'integer' if kind is int else 'number'}, got {value}")
+        return value
+    return parse
+
+
+positive_int, positive_float = positive(int), positive(float)
+
+
+def train_options(args: argparse.Namespace) -> dict:
+    """``effnb train``'s options merged as documented in :data:`TRAIN_PRECEDENCE` (the recipe is applied later).
+
+    ``args`` holds only the flags given (the train parser's defaults are suppressed and kept in ``args.defaults``).
+    A --config key that is unknown or has the wrong type is a ValueError naming it.
+    """
+    actions = {a.dest: a for a in args.parser._actions if a.dest not in ("help", "config")}
+    options = dict(args.defaults)
+    config_file = getattr(args, "config", None)
+    if config_file:
+        try:
+            config = json.loads(Path(config_file).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read --config {config_file}: {exc}") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"--config {config_file} must hold one JSON object")
+        unknown = sorted(set(config) - set(actions))
+        if unknown:
+            raise ValueError(f"--config {config_file}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(actions))}")
+        for key, value in config.items():
+            action = actions[key]
+            try:
+                if isinstance(action, argparse._StoreTrueAction):
+                    if not isinstance(value, bool):
+                        raise argparse.ArgumentTypeError("must be true or false")
+                elif action.type is None:
+                    if not isinstance(value, str):
+                        raise argparse.ArgumentTypeError("must be a string")
+                else:
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        raise argparse.ArgumentTypeError("must be a number")
+                    value = action.type(str(value))
+                if action.choices and value not in action.choices:
+                    raise argparse.ArgumentTypeError(f"choose one of {', '.join(map(str, action.choices))}")
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise ValueError(f"--config {config_file}: {key}: {exc} (got {value!r})") from None
+            options[key] = value
+    options.update({dest: getattr(args, dest) for dest in actions if hasattr(args, dest)})
+    return options
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from effnb.nn.model import BASELINES
+    from effnb.nn.scaling import scale
+    from effnb.study.context import prepare_study
+    from effnb.study.profiles import get_profile
+    from effnb.train.experiments import run_experiment
+    from effnb.train.recipes import get_recipe
+    from effnb.utils.device import pick_device
+
+    o = train_options(args)
+    device = pick_device(o["device"])  # refused before the images are decoded when unknown or unavailable
+    recipe = get_recipe(o["recipe"] or get_profile(o["profile"]).recipe)
+    recipe = recipe.with_changes(**{k: o[k] for k in ("lr", "batch_size") if o[k] is not None})
+    study = prepare_study(o["profile"], o["data_dir"], o["artifacts_dir"], o["seed"])
+    study.recipe = recipe
+    spec = scale(BASELINES[o["baseline"]], o["alpha"], o["beta"], o["gamma"], o["phi"])
+    if o["resolution"]:
+        spec = replace(spec, resolution=o["resolution"])
+    if o["final"]:
+        exp = study.final_experiment(spec, o["epochs"])
+    else:
+        exp = study.selection_experiment(spec, o["epochs"])
+    result = run_experiment(exp, study.cache, study.artifacts_dir, device)
+    print_json({k: result[k] for k in ("name", "params", "flops", "train_seconds", "checkpoint")} |
+               {"recipe": study.recipe.name, "train_config": result["train_config"], "eval": result.get("eval")},
+               indent=2)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from effnb.cli.bench import run_bench
+
+    run_bench(args.data_dir, args.profile, args.artifacts_dir, args.steps, args.rounds, args.eval_images,
+              args.checkpoint)
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from effnb.study.ablation import phi2_budget, run_ablation
+    from effnb.study.context import prepare_study
+    from effnb.utils.device import pick_device
+
+    study = prepare_study(args.profile, args.data_dir, args.artifacts_dir, args.seed)
+    epochs = args.epochs or (phi2_budget(study.profile) if args.phi else 6)
+    command = (f"effnb ablate --profile {args.profile} --data-dir {args.data_dir} --artifacts-dir {args.artifacts_dir} "
+               f"--seed {args.seed}{' --phi' if args.phi else ''} --epochs {epochs:g}"
+               f"{f' --train-n {args.train_n}' if args.train_n else ''} --recal-n {args.recal_n} "
+               f"--reports-dir {args.reports_dir}")
+    print(run_ablation(study, epochs, args.reports_dir, command, args.train_n, args.recal_n, args.only,
+                       pick_device(args.device), phi=args.phi))
+    return 0
+
+
+def cmd_export_split(args: argparse.Namespace) -> int:
+    from effnb.data.images import check_empty_target, link_images
+    from effnb.study.context import prepare_study
+
+    check_empty_target(args.to)  # before the images are decoded
+    study = prepare_study(args.profile, args.data_dir, args.artifacts_dir, args.seed)
+    rel_paths = [study.cache.paths[i] for i in study.split_indices(args.split)]
+    target = link_images(study.root, rel_paths, args.to)
+    print(f"{len(rel_paths)} images of split {args.split!r} linked under {target}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="effnb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_args(p: argparse.ArgumentParser, profile: bool = True) -> None:
+        p.add_argument("--data-dir", help="class-per-folder images (PetImages); default $EFFNB_DATA_DIR, else download")
+        p.add_argument("--artifacts-dir", default="artifacts", help="where results, checkpoints and caches go")
+        p.add_argument("--seed", type=int, default=0)
+        if profile:
+            p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "full"])
+
+    p = sub.add_parser("study", help="run the six notebooks with papermill and render the HTML reports")
+    data_args(p)
+    p.add_argument("--reports-dir", default="reports")
+    p.add_argument("--only", nargs="*", help="run only these notebooks (e.g. 01_data)")
+    p.add_argument("--render-only", action="store_true", help="only render the executed notebooks to HTML again")
+    p.add_argument("--readme", help="rewrite this README's generated results and profiles blocks afterwards")
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a class-per-folder directory")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--k-test", type=positive_int, help="test resolution k_test (default: the checkpoint's)")
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify image files and folders with a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders (searched recursively)")
+    p.add_argument("--k-test", type=positive_int, help="test resolution k_test (default: the checkpoint's)")
+    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of one line per image")
+    p.add_argument("--csv", metavar="FILE", help="also write one row per file (predictions and errors) to FILE")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX, verified with ONNX Runtime on real images")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx")
+    p.add_argument("--images", nargs="+", metavar="PATH", help="real images (files/folders) to verify and time on; "
+                   "default $EFFNB_DATA_DIR")
+    p.add_argument("--k-test", type=positive_int, help="test resolution k_test (default: the checkpoint's)")
+    p.add_argument("--verify-images", type=positive_int, default=64, help="how many of those images")
+    p.add_argument("--repeats", type=positive_int, default=10, help="timed runs of each engine")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("train", help="train one experiment (resumable; a finished one is read back)",
+                       epilog=TRAIN_PRECEDENCE)
+    data_args(p)
+    p.add_argument("--config", help="JSON file with any of the options below")
+    p.add_argument("--recipe", help="training recipe from effnb.train.recipes (default: the profile's)")
+    p.add_argument("--epochs", type=positive_float, help="budget in equivalent epochs (default: the profile's)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--batch-size", type=positive_int, help="default: the recipe's")
+    p.add_argument("--resolution", type=positive_int, help="training resolution k_train (default: the scaled spec's)")
+    p.add_argument("--baseline", default="C", choices=["A", "B", "C"])
+    p.add_argument("--alpha", type=float, default=1.2)
+    p.add_argument("--beta", type=float, default=1.05)
+    p.add_argument("--gamma", type=float, default=1.23)
+    p.add_argument("--phi", type=float, default=0)
+    p.add_argument("--final", action="store_true", help="the final-model budget instead of the selection budget")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_train, parser=p, defaults={a.dest: a.default for a in p._actions if a.dest != "help"})
+    for action in p._actions:  # only flags actually given reach the namespace, so they can win over --config
+        action.default = argparse.SUPPRESS
+
+    p = sub.add_parser("bench", help="training and data-pipeline throughput on this machine")
+    data_args(p)
+    p.add_argument("--steps", type=positive_int, default=40, help="timed steps per measurement")
+    p.add_argument("--rounds", type=positive_int, default=3, help="rounds of the interleaved comparisons (median)")
+    p.add_argument("--eval-images", type=positive_int, default=1000, help="test images per evaluation measurement")
+    p.add_argument("--checkpoint", help="the model to measure (default: the study's final model in --artifacts-dir)")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("ablate", help="train each recipe variant at one fixed budget; write reports/ablation.md")
+    data_args(p)
+    p.add_argument("--epochs", type=positive_float, help="budget in equivalent epochs at 64 px (default 6); with --phi, "
+                   "at phi = 2 (default: the minutes of the profile's final model)")
+    p.add_argument("--phi", action="store_true", help="compare phi = 2, 1, 3, 0 of the study's final network at equal "
+                   "minutes, with the profile's recipe (writes ablation-phi.md) instead of the recipe levers")
+    p.add_argument("--reports-dir", default="reports")
+    p.add_argument("--train-n", type=positive_int, help="train on this many training images (default: all)")
+    p.add_argument("--recal-n", type=positive_int, default=1000, help="images for BN recalibration at the FixRes size")
+    p.add_argument("--only", nargs="*", help="only these variants")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("export-split", help="link one split's images into a new (or empty) class-per-folder directory")
+    data_args(p)
+    p.add_argument("--split", default="test2", choices=["train", "test", "test2"])
+    p.add_argument("--to", required=True)
+    p.set_defaults(func=cmd_export_split)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: ``path: reason`` for system errors, else its first line of text."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        return f"{where}: {exc.strerror or exc}"
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+
+    from effnb.data.images import DataError
+    from effnb.report.execute import NotebookFailed
+    from effnb.study.context import StageMissing
+    from effnb.train.checkpoint import CheckpointError
+    from effnb.train.fit import TrainingDiverged
+    from effnb.utils.atomic import FolderBusy
+
+    prefix = f"effnb {args.command}"
+    known = (CheckpointError, DataError, TrainingDiverged, NotebookFailed, StageMissing, FolderBusy, ValueError, OSError)
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_, **__: print(f"{prefix}: warning: {message}", file=sys.stderr)
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            print(f"{prefix}: interrupted; finished experiments and epochs are saved", file=sys.stderr)
+            return 130
+        except (MemoryError, torch.cuda.OutOfMemoryError) as exc:
+            print(f"{prefix}: error: out of memory ({_one_line(exc)}): try a smaller resolution", file=sys.stderr)
+            return 2
+        except known as exc:
+            print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            print(f"{prefix}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                  f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

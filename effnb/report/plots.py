@@ -1,0 +1,207 @@
+"""Seaborn figures and result tables used by the notebooks: accuracies in %, readable axis labels, legends
+beside the axes, integer epochs."""
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from IPython.display import Image, display
+from matplotlib.colors import ListedColormap
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
+
+from effnb.data.transforms import denormalize
+
+sns.set_theme(style="whitegrid", context="notebook")
+pd.set_option("display.max_colwidth", None)  # table labels are sentences: never cut them
+plt.rcParams["axes.formatter.useoffset"] = False  # plain tick labels, never "1e-6+6.93e-1"
+LEGEND_BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1), "frameon": False}
+
+
+def results_frame(results: Sequence[dict]) -> pd.DataFrame:
+    """One row per experiment result: size, cost and held-out accuracy."""
+    rows = []
+    for r in results:
+        ev = r.get("eval", {})
+        rows.append({"experiment": r["name"], "k_train": r["k_train"], "params": r["params"],
+                     "MFLOPs (2/MAC)": r["flops"] / 1e6, "epochs": len(r["history"]),
+                     "train images": r["n_train"], "train min": r["train_seconds"] / 60,
+                     "img/s": np.mean([h["img_per_s"] for h in r["history"]]) if r["history"] else np.nan,
+                     "k_test": ev.get("k_test", r["k_train"]), "test loss": ev.get("loss", np.nan),
+                     "test acc %": 100 * ev.get("accuracy", np.nan)})
+    df = pd.DataFrame(rows).set_index("experiment")
+    return df.round({"MFLOPs (2/MAC)": 2, "train min": 1, "img/s": 0, "test loss": 4, "test acc %": 2})
+
+
+def show_jpeg(fig: plt.Figure, quality: int = 85) -> None:
+    """Display a figure of photographs as a JPEG (a fraction of the PNG's weight in notebooks and reports); close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="jpeg", bbox_inches="tight", pil_kwargs={"quality": quality})
+    plt.close(fig)
+    display(Image(data=buffer.getvalue(), format="jpeg"))
+
+
+def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.6,
+                normalized: bool = True, title: str | None = None) -> None:
+    """Display a grid of images [N,3,H,W] (normalised by default) with optional titles, as a JPEG."""
+    n = len(images)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    images = denormalize(images) if normalized else images.float() / 255
+    for i, img in enumerate(images):
+        ax = axes.flat[i]
+        ax.imshow(img.clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    show_jpeg(fig)
+
+
+def plot_learning_curves(results: Sequence[dict]) -> plt.Figure:
+    """Per-epoch training loss and, when recorded, held-out accuracy (%) of several experiments."""
+    df = pd.DataFrame([{"experiment": r["name"], **h} for r in results for h in r["history"]])
+    panels = [("train_loss", "training loss", 1)] + ([("val_acc", "held-out accuracy (%)", 100)] if "val_acc" in df else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 2.5, 3.4), squeeze=False)
+    for ax, (column, label, factor) in zip(axes.flat, panels):
+        sns.lineplot(df.assign(y=df[column] * factor), x="epoch", y="y", hue="experiment", marker="o", ax=ax,
+                     legend=ax is axes.flat[-1])
+        ax.set(xlabel="epoch", ylabel=label, xlim=(0.5, df["epoch"].max() + 0.5))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    sns.move_legend(axes.flat[-1], **LEGEND_BESIDE)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_flops(df: pd.DataFrame, label: str = "experiment", reference: pd.DataFrame | None = None) -> plt.Figure:
+    """EfficientNet's headline plot on this problem: held-out accuracy (%) against forward FLOPs (log axis)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    sns.lineplot(df, x="MFLOPs (2/MAC)", y="test acc %", marker="o", ax=ax, label="this run")
+    for _, row in df.iterrows():
+        ax.annotate(f"{label} = {row[label]}", (row["MFLOPs (2/MAC)"], row["test acc %"]), textcoords="offset points",
+                    xytext=(5, 5), fontsize=9)
+    if reference is not None:
+        sns.scatterplot(reference, x="MFLOPs (2/MAC)", y="test acc %", marker="X", s=80, ax=ax, label="seed")
+    ax.set_xscale("log")
+    ax.set_xticks(df["MFLOPs (2/MAC)"])  # label the measured points in plain numbers, not 2×10¹
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%.0f"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel="forward MFLOPs per image (log scale; multiply-add = 2)", ylabel="held-out accuracy (%)")
+    ax.legend(**LEGEND_BESIDE)
+    fig.tight_layout()
+    return fig
+
+
+def plot_selection(table: pd.DataFrame) -> plt.Figure:
+    """A selection's runs (:meth:`effnb.study.selection.Selection.table`): accuracy (%) with its 95 % interval against
+    parameters and against forward FLOPs, one colour per rung budget, each point named."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), sharey=True)
+    rungs = sorted(table["epochs"].unique())
+    colours = dict(zip(rungs, sns.color_palette("viridis", len(rungs))))
+    for ax, x in zip(axes, ["params", "MFLOPs (2/MAC)"]):
+        for epochs, rows in table.groupby("epochs"):
+            ax.errorbar(rows[x], rows["acc %"], yerr=[rows["acc %"] - rows["low %"], rows["high %"] - rows["acc %"]],
+                        fmt="o", capsize=3, color=colours[epochs], label=f"{epochs:g} epochs")
+            for _, row in rows.iterrows():
+                ax.annotate(str(row["candidate"]), (row[x], row["acc %"]), textcoords="offset points", xytext=(5, 4),
+                            fontsize=8)
+        ax.set(xlabel="parameters" if x == "params" else "forward MFLOPs per image (multiply-add = 2)")
+    axes[0].set_ylabel("held-out accuracy (%), 95 % interval")
+    axes[-1].legend(title="budget", **LEGEND_BESIDE)
+    fig.tight_layout()
+    return fig
+
+
+def plot_resolution_sweep(curves: dict[str, Sequence[dict]], k_train: int, k_recommended: int) -> plt.Figure:
+    """Accuracy (%) and loss against the test resolution k_test for each model; training and FixRes resolutions marked."""
+    df = pd.DataFrame([{"model": name, "k_test": r["k_test"], "accuracy": 100 * r["accuracy"], "loss": r["loss"]}
+                       for name, rows in curves.items() for r in rows])
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
+    for ax, (column, label) in zip(axes, [("accuracy", "held-out accuracy (%)"), ("loss", "held-out loss")]):
+        sns.lineplot(df, x="k_test", y=column, hue="model", marker="o", ax=ax, legend=ax is axes[-1])
+        ax.axvline(k_train, ls="--", c="grey", label=f"training resolution ({k_train} px)")
+        ax.axvline(k_recommended, ls=":", c="crimson", label=f"FixRes resolution ({k_recommended} px)")
+        ax.set(xlabel="test resolution k_test (px)", ylabel=label)
+    axes[-1].legend(**LEGEND_BESIDE)
+    fig.tight_layout()
+    return fig
+
+
+def plot_histogram(values: np.ndarray, xlabel: str, mean_label: str = "mean", bins: int = 40) -> plt.Figure:
+    """A histogram with its mean marked."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    sns.histplot(values, bins=bins, ax=ax)
+    ax.axvline(float(np.mean(values)), c="crimson", label=f"{mean_label} = {np.mean(values):.3f}")
+    ax.set_xlabel(xlabel)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def size_summary(hw: np.ndarray) -> str:
+    """One sentence on the images' sizes in the cache (the longer side is the cache side)."""
+    sizes = pd.Series([f"{h}×{w}" for h, w in np.asarray(hw)]).value_counts()
+    if len(sizes) == 1:
+        return f"All {len(hw):,} cached images are {sizes.index[0]} pixels (height × width), so no size plot is needed."
+    aspect = np.asarray(hw)[:, 1] / np.asarray(hw)[:, 0]
+    return (f"The {len(hw):,} cached images come in {len(sizes):,} sizes; the most common is {sizes.index[0]} "
+            f"({sizes.iloc[0]:,} images); width/height ranges from {aspect.min():.2f} to {aspect.max():.2f}.")
+
+
+def plot_sizes(hw: np.ndarray) -> plt.Figure | None:
+    """Distribution of cached image sizes and aspect ratios (w / h); None when every image has the same size."""
+    df = pd.DataFrame({"height (px)": hw[:, 0], "width (px)": hw[:, 1], "aspect ratio w/h": hw[:, 1] / hw[:, 0]})
+    if len(df.drop_duplicates(["height (px)", "width (px)"])) == 1:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    sns.histplot(df, x="width (px)", y="height (px)", ax=axes[0], bins=30, cbar=True)
+    sns.histplot(df, x="aspect ratio w/h", ax=axes[1], bins=40)
+    axes[0].set_title("cached image size (longer side = cache side)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_prediction_grid(correct: pd.DataFrame) -> plt.Figure:
+    """Every model (rows) against every image (columns), mistakes in black (seed 001's predictions grid): the
+    images in split order, then sorted by how many models get them wrong (hardest first)."""
+    by_difficulty = correct.loc[:, (~correct).sum(axis=0).sort_values(ascending=False, kind="stable").index]
+    cmap = ListedColormap(["black", "white"])
+    fig, axes = plt.subplots(2, 1, figsize=(12, 1.2 + 0.55 * len(correct)), squeeze=False)
+    for ax, grid, title in [(axes[0, 0], correct, "images in split order"),
+                            (axes[1, 0], by_difficulty, "images sorted by how many models get them wrong")]:
+        ax.imshow(grid.to_numpy(dtype=float), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="antialiased")
+        ax.set_yticks(range(len(grid)), [textwrap.fill(str(m), 40) for m in grid.index], fontsize=8)
+        ax.set_xlabel(f"{grid.shape[1]} images")
+        ax.set_xticks([])
+        ax.grid(False)
+        ax.set_title(f"{title} (black: mistake)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_hardest_images(images: torch.Tensor, hardest: pd.DataFrame, models: Sequence[str]) -> plt.Figure:
+    """The hardest images (normalised, as the models see them) over a heatmap of each model's probability of
+    their true class; ``hardest`` has a ``true class`` column and one column per model."""
+    n = len(images)
+    fig = plt.figure(figsize=(max(8.0, 1.1 * n + 3), 1.6 + 0.32 * len(models) + 1.2))
+    grid = fig.add_gridspec(2, n, height_ratios=[1.25, 0.32 * len(models)], hspace=0.1, wspace=0.05)
+    for i, (img, true) in enumerate(zip(denormalize(images), hardest["true class"])):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(img.permute(1, 2, 0).cpu().numpy())
+        ax.set_title(f"true: {true}", fontsize=8)
+        ax.axis("off")
+    ax = fig.add_subplot(grid[1, :])
+    probs = hardest[list(models)].T
+    sns.heatmap(probs, vmin=0, vmax=1, cmap="RdYlGn", annot=True, fmt=".2f", cbar=False, ax=ax, annot_kws={"size": 7})
+    ax.set_yticklabels([textwrap.fill(str(m), 40) for m in models], rotation=0, fontsize=8)
+    ax.set_xticks([])
+    ax.set_xlabel("probability of the true class (below 0.5: wrong)")
+    return fig

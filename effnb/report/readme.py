@@ -1,0 +1,165 @@
+"""The README's generated blocks: the profiles table (from ``effnb.study.profiles``), the recipe ablation and the phi
+ablation (from ``reports/ablation.json`` and ``reports/ablation-phi.json``) and the results (from the published
+``reports/models/final.json``), so the README quotes no number that a command did not write.
+
+A block sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``; ``effnb study --readme README.md``
+rewrites the blocks after a run, and ``tests/test_readme.py`` fails when the README's blocks differ from
+what the committed results and profiles give.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from effnb import seed_study
+from effnb.study.profiles import PROFILES, Profile
+from effnb.study.stats import accuracy_interval
+from effnb.train.recipes import get_recipe
+
+
+class ReadmeError(ValueError):
+    """The README lacks a generated block's markers."""
+
+
+def _images(n: int | None) -> str:
+    return "all" if n is None else f"{n:,}"
+
+
+def _profile_row(p: Profile) -> str:
+    rungs = " → ".join(f"{e:g}" for e in (*p.halving_rungs, p.select_epochs))
+    measured = "FixRes resolution after BN recalibration" if p.select_at_fixres else "training resolution"
+    return (f"| `{p.name}` | {p.description} | `{p.recipe}`: {get_recipe(p.recipe).about} | {_images(p.select_train_n)} images, epochs by rung {rungs}; measured on "
+            f"{_images(p.select_eval_n)} `test` images at the {measured} | φ = {p.final_phi}, {p.final_epochs:g} "
+            f"epochs on {_images(p.final_train_n)} images | {_images(p.finetune_n)} images: whole network "
+            f"{p.finetune_epochs:g} epoch(s), classifier + last BN {p.head_finetune_epochs:g}; BN recalibration on "
+            f"{p.bn_recal_n:,} |")
+
+
+def profiles_markdown() -> str:
+    """The profiles table."""
+    head = ("| profile | for | recipe | selection (baselines, grid, φ curve) | final model | FixRes |\n"
+            "| --- | --- | --- | --- | --- | --- |")
+    return "\n".join([head, *(_profile_row(p) for p in PROFILES.values())])
+
+
+def _accuracy(row: dict) -> str:
+    low, high = accuracy_interval(row["accuracy"], row["n"])
+    return f"{100 * row['accuracy']:.2f} % [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _chosen_row(final: dict) -> dict:
+    """The row of the FixRes step the study chose (the last row in files that predate the choice)."""
+    rows = final["rows"]
+    return next(r for r in rows if r["id"] == final["chosen_step"]) if "chosen_step" in final else rows[-1]
+
+
+def results_markdown(final: dict) -> str:
+    """The results section's numbers, from the published ``final.json``."""
+    run, lines = final.get("run", {}), []
+    lines.append("Run: " + "; ".join(f"{k} {v}" for k, v in run.items() if v is not None) + ".")
+    prov = final.get("provenance")
+    if prov:
+        code = prov["code"]
+        lines.append(f"Code: commit `{code['commit']}`{' (with local changes)' if code['modified'] else ''}; "
+                     f"profile and recipe hash `{prov['profile_recipe_hash']}`.")
+    else:
+        lines.append("This `final.json` records no code version, profile or recipe (it predates the provenance "
+                     "record); the next `make study` writes them.")
+    decisions = final.get("decisions", {})
+    if decisions:
+        lines += ["", "**Decisions** (each rule was printed in its notebook before the results):", "",
+                  "| question | chosen | why |", "| --- | --- | --- |"]
+        lines += [f"| {d['rule']['question']} | {d['chosen']} | {d['sentence']} |" for d in decisions.values()]
+    lines += ["", f"**Final table on `test2`** ({final['test2_images']:,} images no decision saw; accuracy with its "
+                  "95 % Wilson interval):", "", "| model | test res (px) | loss | accuracy | extra CPU s |",
+              "| --- | --- | --- | --- | --- |"]
+    for r in final["rows"]:
+        extra = f"{r['extra_seconds']:.0f}" if "extra_seconds" in r else "–"
+        lines.append(f"| {r['label']} | {r['k_test']} | {r['loss']:.4f} | {_accuracy(r)} | {extra} |")
+    if "tta" in final:
+        r = final["tta"]
+        lines.append(f"| {r['label']} | {r['k_test']} | {r['loss']:.4f} | {_accuracy(r)} | {r['extra_seconds']:.0f} |")
+    trained, tuned = final["rows"][0], final["rows"][-1]
+    seed_rows = [seed_study.FINAL["without fine-tuning"], seed_study.FINAL["with fine-tuning"]]
+    lines += ["", "Beside the seed (its φ = 4; this run's profile above):", "",
+              "| | seed loss | seed acc | this run loss | this run acc |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {s.name} | {s.loss:.4f} | {100 * s.accuracy:.2f} % | {r['loss']:.4f} | {_accuracy(r)} |"
+              for s, r in zip(seed_rows, (trained, tuned))]
+    chosen = _chosen_row(final)
+    lines += ["", f"The study's model is “{chosen['label']}”. To check its published checkpoint against the report:",
+              "", "```bash",
+              ".venv/bin/effnb export-split --profile cpu --data-dir ../shared/data/PetImages --split test2 --to /tmp/test2",
+              f".venv/bin/effnb evaluate --checkpoint reports/{chosen['published_checkpoint']} --k-test {chosen['k_test']} "
+              "--data-dir /tmp/test2 --json",
+              "```", "", f"It should print accuracy {chosen['accuracy']!r} and loss {chosen['loss']:.5f} on "
+              f"{chosen['n']:,} images at {chosen['k_test']} px (the loss's later digits depend on the CPU's "
+              "arithmetic; the predictions do not)."]
+    return "\n".join(lines)
+
+
+def _versus(row: dict, key: str) -> str:
+    result = row.get(f"{key}_vs_reference")
+    if result is None:  # the reference row itself
+        return "reference"
+    if "p_value" not in result:  # the first ablation.json's shorter record
+        return f"{result['p']:.2g} (+{result['only_this']}/−{result['only_reference']})"
+    return (f"{100 * result['difference']:+.2f} [{100 * result['difference_low']:+.1f}, "
+            f"{100 * result['difference_high']:+.1f}], p = {result['p_value']:.2g} "
+            f"(+{result['only_challenger']}/−{result['only_incumbent']})")
+
+
+def ablation_markdown(ablation: dict) -> str:
+    """An ablation's table, from ``reports/ablation.json`` or ``reports/ablation-phi.json`` (``effnb ablate``)."""
+    lines = ["```bash", ablation["command"], "```", ""]
+    if "what" not in ablation:  # one budget for every row
+        lines += [f"Budget {ablation['budget']:g} equivalent epochs for every row; reference `{ablation['reference']}`; "
+                  "p: exact McNemar test against it on the same `test` images (+a/−b: images only this row / only "
+                  "the reference got right).", "",
+                  "| variant | what changed | acc @k_train [95 % CI] | acc @FixRes + BN recal [95 % CI] | p (k_train) | "
+                  "p (FixRes) |", "| --- | --- | --- | --- | --- | --- |"]
+    else:
+        lines += [f"{ablation['what']}. Against `{ablation['reference']}` on the same `test` images: the difference in "
+                  "points with its paired bootstrap 95 % interval, the exact McNemar p, and +a/−b, the images only "
+                  "this row / only the reference got right.", "",
+                  "| variant | what changed | budget | train min | acc @k_train [95 % CI] | acc @FixRes + BN recal "
+                  "[95 % CI] | vs reference @k_train | vs reference @FixRes |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in ablation["rows"]:
+        cost = f"{r['budget']} | {r['train min']} | " if "what" in ablation else ""
+        lines.append(f"| {r['variant']} | {r['what changed']} | {cost}{r['acc @k_train [95 % CI]']} | "
+                     f"{r['acc @FixRes + BN recal [95 % CI]']} | {_versus(r, 'train_res')} | {_versus(r, 'fixres')} |")
+    return "\n".join(lines)
+
+
+def blocks(final: dict, ablation: dict | None = None, phi_ablation: dict | None = None) -> dict[str, str]:
+    """Every generated block of the README, by name (an ablation's only when it is given)."""
+    out = {"profiles": profiles_markdown(), "results": results_markdown(final)}
+    if ablation is not None:
+        out["ablation"] = ablation_markdown(ablation)
+    if phi_ablation is not None:
+        out["ablation_phi"] = ablation_markdown(phi_ablation)
+    return out
+
+
+def _pattern(name: str) -> re.Pattern:
+    return re.compile(rf"(<!-- {name}:begin -->)(.*?)(<!-- {name}:end -->)", re.S)
+
+
+def read_block(text: str, name: str) -> str:
+    """The current content of block ``name`` in README ``text``."""
+    match = _pattern(name).search(text)
+    if match is None:
+        raise ReadmeError(f"the README has no generated block {name!r} (<!-- {name}:begin --> ... <!-- {name}:end -->)")
+    return match.group(2).strip("\n")
+
+
+def update_readme(readme: str | Path, final: dict, ablation: dict | None = None,
+                  phi_ablation: dict | None = None) -> Path:
+    """Rewrite the README's generated blocks from ``final``, the profiles and (if given) the ablations."""
+    readme = Path(readme)
+    text = readme.read_text()
+    for name, body in blocks(final, ablation, phi_ablation).items():
+        read_block(text, name)  # the markers must be there
+        text = _pattern(name).sub(lambda m: f"{m.group(1)}\n{body}\n{m.group(3)}", text)
+    readme.write_text(text)
+    return readme

@@ -1,0 +1,247 @@
+"""``effnb ablate``: what each training lever is worth at one fixed CPU budget, on the same images and seed.
+
+Every variant trains the same network on the same training images with the same seed, for the same
+budget in *equivalent epochs* (epochs x (size / k_train)^2, so a cost that CPU contention cannot bias),
+through the resumable :class:`~effnb.train.experiments.Experiment` machinery. Each is then evaluated on the
+``test`` split (never ``test2``) at the training resolution, with and without horizontal-flip TTA, and at
+its FixRes resolution after BN recalibration (the cheap FixRes step; the study uses FixRes), with Wilson
+95 % intervals and an exact McNemar test against the reference variant on the same images.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from effnb.data.fixres import estimate_sigma, recommended_test_resolution
+from effnb.data.images import subset
+from effnb.nn.model import BASELINES, NetSpec
+from effnb.nn.scaling import SEED_GRID, scale
+from effnb.study.context import Study
+from effnb.study.profiles import Profile
+from effnb.study.stats import accuracy_interval, compare_paired
+from effnb.train.checkpoint import load_checkpoint
+from effnb.train.experiments import Experiment, run_experiment
+from effnb.train.feed import Feed
+from effnb.train.inference import predict
+from effnb.train.recipes import Recipe, get_recipe
+from effnb.utils.atomic import write_json
+from effnb.utils.correct import pack_correct, unpack_correct
+
+REFERENCE = "onecycle"
+PHI_REFERENCE = "phi2"
+
+# Training time per image of the study's final network scaled by phi (C with the seed's experiment 1, batch 32),
+# relative to phi = 2: interleaved model-only training steps (effnb bench prints them: "compound scaling" rows),
+# 2026-11-29 on 2 cores: phi 1 267.9, phi 2 127.7, phi 3 61.6 img/s; phi 0 is baseline C itself at 64 px, 467.1
+# against phi 2's 161.6 img/s in the bench run of the README's Speed section. Fixed here so the rows are reproducible.
+PHI_COST = {0: 0.35, 1: 0.48, 2: 1.0, 3: 2.07}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the ablation: a recipe, the network and what it changes against the reference.
+
+    ``budget`` (equivalent epochs at ``spec.resolution``) overrides the run's budget, for rows at equal minutes.
+    """
+
+    name: str
+    what: str
+    recipe: Recipe
+    spec: NetSpec = BASELINES["C"]
+    budget: float | None = None
+
+
+def default_variants(steps: int = 1000) -> list[Variant]:
+    """The levers of issue 8, each changed alone on the reference recipe (effnb's first default).
+
+    ``steps`` (optimiser steps of the run) sets the EMA decay so the average spans about the last 10 % of them.
+    """
+    ref = get_recipe(REFERENCE)
+    linear = ref.with_changes(schedule="linear")
+    decay = round(max(0.5, 1 - 10 / steps), 4)
+    rising = dict(p_range_start=(0.5, 1.0))
+    return [
+        Variant(REFERENCE, "reference: AdamW, one-cycle to lr 2e-3, label smoothing 0.1", ref),
+        Variant("linear", "lr decays linearly to zero over the budget (Li et al. 2020) instead of one-cycle", linear),
+        Variant("seed", "the author's published code: Adam, lr 1e-3 constant, plain cross-entropy",
+                get_recipe("seed").with_changes(epochs=ref.epochs)),
+        Variant("progressive", "+ progressive resizing 0.5 -> 1 x k_train, crops U(0.5, 1.0) -> U(0.2, 0.7)",
+                ref.with_changes(size_start=0.5, **rising)),
+        Variant("ema", f"+ EMA of weights and BN buffers (decay {decay} per step), the average evaluated",
+                ref.with_changes(ema_decay=decay)),
+        Variant("weak-aug", "weaker augmentation throughout: crops U(0.4, 0.9) (sigma and FixRes size change)",
+                ref.with_changes(p_range=(0.4, 0.9))),
+        Variant("batch32", "batch 32 instead of 64 (same lr)", ref.with_changes(batch_size=32)),
+        Variant("rising-aug", "+ augmentation rising over training: crops U(0.5, 1.0) -> U(0.2, 0.7)",
+                ref.with_changes(**rising)),
+        Variant("combined", "linear decay + EMA + progressive resizing with rising augmentation",
+                linear.with_changes(ema_decay=decay, size_start=0.5, **rising)),
+        # added after the first nine had run: the levers that paid, stacked
+        Variant("weak-aug+batch32", "weaker augmentation U(0.4, 0.9) and batch 32",
+                ref.with_changes(p_range=(0.4, 0.9), batch_size=32)),
+        Variant("weak+progressive+batch32", "progressive resizing 0.5 -> 1 x k_train with crops U(0.6, 1.0) -> "
+                "U(0.4, 0.9), batch 32", ref.with_changes(p_range=(0.4, 0.9), p_range_start=(0.6, 1.0),
+                                                          size_start=0.5, batch_size=32)),
+    ]
+
+
+def phi2_budget(profile: Profile) -> int:
+    """The profile's final-model minutes as equivalent epochs at phi = 2 (by :data:`PHI_COST`), at least one: the
+    default budget of the phi rows."""
+    return max(1, round(profile.final_epochs * PHI_COST[profile.final_phi] / PHI_COST[2]))
+
+
+def phi_variants(recipe: Recipe, budget: float, phis: tuple[int, ...] = (2, 1, 3, 0)) -> list[Variant]:
+    """The study's final network (baseline C, the seed's experiment 1 for alpha, beta, gamma) at each phi, trained
+    with ``recipe`` for as many minutes as phi = 2 takes for ``budget`` equivalent epochs (by :data:`PHI_COST`):
+    which phi buys the most accuracy per minute. The first is the reference."""
+    rows = []
+    for phi in phis:
+        spec = scale(BASELINES["C"], *SEED_GRID[0], phi)
+        epochs = round(budget / PHI_COST[phi], 1)
+        rows.append(Variant(f"phi{phi}", f"phi = {phi} at {spec.resolution} px, {epochs:g} equivalent epochs "
+                            f"(the minutes of phi = 2's {budget:g})", recipe, spec, epochs))
+    return rows
+
+
+def _correct(model: torch.nn.Module, feed: Feed, device, tta: bool = False) -> np.ndarray:
+    logits, labels = predict(model, feed, device, progress=False, tta=tta)
+    return (logits.argmax(1) == labels).numpy()
+
+
+def evaluate_variant(study: Study, variant: Variant, budget: float, train_n: int | None = None, recal_n: int = 1000,
+                     device: torch.device | str = "cpu", progress: bool = True) -> dict:
+    """Train ``variant`` (or read it back) on ``train_n`` training images (None: all) and evaluate it on the test
+    split; BN statistics are recalibrated at the FixRes size on ``recal_n`` of them. The evaluation is kept in
+    ``<artifacts>/ablation/<variant>-<key>.json``, the key a hash of everything that determines it.
+    """
+    spec, budget = variant.spec, variant.budget or budget
+    k_train = spec.resolution
+    recipe = variant.recipe
+    train = recipe.train_config(k_train, budget)
+    train_idx = subset(study.splits["train"], train_n, study.seed)
+    identity = json.dumps([recipe.as_dict(), spec.to_dict(), budget, len(train_idx), recal_n, study.seed, study.data_key],
+                          sort_keys=True, default=str)
+    summary_path = (Path(study.artifacts_dir) / "ablation" /
+                    f"{variant.name}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.json")
+    if summary_path.is_file():
+        return json.loads(summary_path.read_text())
+    exp = Experiment(name=f"ablate-{variant.name}", spec=spec, train=train, train_indices=tuple(train_idx.tolist()),
+                     batch_size=recipe.batch_size, seed=study.seed, data_key=study.data_key)
+    if progress:
+        print(f"[ablate] {variant.name}: {train.epochs} epochs = {train.equivalent_epochs(k_train):.2f} equivalent "
+              f"epochs at {k_train} px, batch {recipe.batch_size}", flush=True)
+    result = run_experiment(exp, study.cache, study.artifacts_dir, device, progress)
+    test = study.splits["test"]
+    model, _ = load_checkpoint(result["checkpoint"])
+    at_train = Feed(study.cache, test, k_train, "eval")
+    plain, flipped = _correct(model, at_train, device), _correct(model, at_train, device, tta=True)
+    sigma = estimate_sigma(study.cache.hw[train_idx], train.p_range, seed=study.seed)
+    k_test, k_image = recommended_test_resolution(k_train, sigma)
+    recal = Experiment(name=f"ablate-{variant.name}-bn_recal", kind="bn_recal", spec=spec, train=train, k_test=k_test,
+                       train_indices=tuple(subset(train_idx, recal_n, study.seed).tolist()),
+                       init=result["checkpoint"], batch_size=recipe.batch_size, seed=study.seed,
+                       data_key=study.data_key)
+    recal_model, _ = load_checkpoint(run_experiment(recal, study.cache, study.artifacts_dir, device, progress)["checkpoint"])
+    at_fixres = Feed(study.cache, test, k_test, "eval", k_image)
+    fixres, fixres_tta = _correct(recal_model, at_fixres, device), _correct(recal_model, at_fixres, device, tta=True)
+    images = sum(h["img_per_s"] * h["seconds"] for h in result["history"])
+    summary = {
+        "variant": variant.name, "what": variant.what, "recipe": recipe.as_dict(), "network": spec.name,
+        "k_train": k_train, "epochs": train.epochs, "equivalent_epochs": train.equivalent_epochs(k_train),
+        "sizes": [h["size"] for h in result["history"]], "train_minutes": result["train_seconds"] / 60,
+        "img_per_s": images / result["train_seconds"], "sigma": sigma, "k_test": k_test, "n_test": len(test),
+        "n_train": len(train_idx),
+        "correct": {"train_res": pack_correct(plain), "train_res_tta": pack_correct(flipped),
+                    "fixres": pack_correct(fixres), "fixres_tta": pack_correct(fixres_tta)},
+        "experiment": result["key"],
+    }
+    write_json(summary_path, summary)
+    return summary
+
+
+COLUMNS = {"train_res": "acc @k_train [95 % CI]", "train_res_tta": "+ flip TTA",
+           "fixres": "acc @FixRes + BN recal [95 % CI]", "fixres_tta": "+ flip TTA (FixRes)"}
+
+
+def table(rows: list[dict], reference: str = REFERENCE) -> list[dict]:
+    """The ablation table: accuracies with 95 % intervals, and each variant against ``reference`` on the same images
+    (difference with its paired bootstrap interval, exact McNemar p) at k_train and at the FixRes size."""
+    ref = next((r for r in rows if r["variant"] == reference), None)
+    out = []
+    for r in rows:
+        row = {"variant": r["variant"], "what changed": r["what"],
+               "budget": f"{r['equivalent_epochs']:.2f} eq. epochs ({r['epochs']} epochs)",
+               "train min": round(r["train_minutes"], 1), "img/s": round(r["img_per_s"]), "k_test": r["k_test"]}
+        for key, label in COLUMNS.items():
+            correct = unpack_correct(r["correct"][key])
+            low, high = accuracy_interval(float(correct.mean()), correct.size)
+            row[label] = f"{100 * correct.mean():.2f} % [{100 * low:.1f}, {100 * high:.1f}]"
+            row[f"{key}_accuracy"] = float(correct.mean())
+            if ref is not None and r is not ref and key in ("train_res", "fixres"):
+                row[f"{key}_vs_reference"] = asdict(compare_paired(r["variant"], correct, reference,
+                                                                   ref["correct"][key]))
+        out.append(row)
+    return out
+
+
+def _versus(comparison: dict | None) -> str:
+    if comparison is None:
+        return "-"
+    c = comparison
+    return (f"{100 * c['difference']:+.2f} [{100 * c['difference_low']:+.1f}, {100 * c['difference_high']:+.1f}], "
+            f"p = {c['p_value']:.2g}")
+
+
+def to_markdown(rows: list[dict], command: str, header: str) -> str:
+    """The table as Markdown, with the command that regenerates it at the top."""
+    cols = ["variant", "what changed", "budget", "train min", "img/s", COLUMNS["train_res"], COLUMNS["train_res_tta"],
+            "k_test", COLUMNS["fixres"], COLUMNS["fixres_tta"]]
+    extra = ["vs reference @k_train (points, 95 % CI, McNemar p)", "vs reference @FixRes"]
+    lines = [f"# Ablation: accuracy per CPU budget\n\nRegenerate with:\n\n```bash\n{command}\n```\n", header, "",
+             "| " + " | ".join([*cols, *extra]) + " |", "|" + "---|" * (len(cols) + len(extra))]
+    for r in rows:
+        versus = [_versus(r.get(f"{k}_vs_reference")) for k in ("train_res", "fixres")]
+        lines.append("| " + " | ".join([*(str(r[c]) for c in cols), *versus]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: str, train_n: int | None = None,
+                 recal_n: int = 1000, only: list[str] | None = None, device: torch.device | str = "cpu",
+                 progress: bool = True, phi: bool = False) -> Path:
+    """Train and evaluate every variant (resumable), then write ``ablation.md`` and ``ablation.json``; with ``phi``,
+    the rows of :func:`phi_variants` (the study's recipe, ``budget`` at phi = 2) to ``ablation-phi.*``."""
+    n_train = len(subset(study.splits["train"], train_n, study.seed))
+    if phi:
+        every, reference, name = phi_variants(study.recipe, budget), PHI_REFERENCE, "ablation-phi"
+    else:
+        every = default_variants(steps=max(1, round(budget * n_train / get_recipe(REFERENCE).batch_size)))
+        reference, name = REFERENCE, "ablation"
+    variants = [v for v in every if not only or v.name in only]
+    unknown = set(only or ()) - {v.name for v in every}
+    if unknown:
+        raise ValueError(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {', '.join(v.name for v in every)}")
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    what = (f"The study's final network (baseline C, alpha, beta, gamma = {SEED_GRID[0]}) at each phi with the "
+            f"`{study.recipe.name}` recipe, at equal training minutes: phi = 2 for {budget:g} equivalent epochs, the "
+            f"others for as many as fit in the same minutes" if phi else
+            f"Baseline C at 64 px, budget {budget:g} equivalent epochs")
+    rows = []
+    for v in variants:
+        rows.append(evaluate_variant(study, v, budget, train_n, recal_n, device, progress))
+        summary = table(rows, reference)
+        header = (f"{what} (epochs x (size / k_train)^2), seed {study.seed}, {rows[0]['n_train']:,} training images, "
+                  f"{len(study.splits['test']):,} `test` images, BN recalibrated on {recal_n:,} training images. "
+                  f"Train minutes and img/s are wall-clock on a shared machine: compare them only roughly. Against "
+                  f"`{reference}`: the accuracy difference in points with its paired bootstrap 95 % interval and the "
+                  f"exact McNemar p on the same test images.")
+        (reports_dir / f"{name}.md").write_text(to_markdown(summary, command, header))
+        write_json(reports_dir / f"{name}.json", {"command": command, "budget": budget, "reference": reference,
+                                                  "what": what, "rows": summary})
+    return reports_dir / f"{name}.md"

@@ -1,0 +1,81 @@
+"""What a model sees: a :class:`Feed` of cached images at one size, augmented for training or preprocessed for evaluation.
+
+Batches are gathered from the uint8 cache and cropped/resized in one batched call, so an epoch never decodes a JPEG.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from effnb.data.images import ImageCache
+from effnb.data.transforms import P_RANGE, eval_batch, train_batch
+
+# evaluation batch of the fast path, measured by ``effnb bench`` (its "batch 256" and "batch 64" rows): a small
+# batch keeps its activations in the CPU's caches; 64 ran 1.3-1.6x faster than 256, and for the phi = 1 model at
+# 108 px 32 ran faster than 64 again in BN-folded PyTorch
+EVAL_BATCH = 32
+
+
+MAX_RESOLUTION_FACTOR = 2  # resolutions up to twice the cache's image side; beyond, memory grows for no detail
+MIN_USEFUL_RESOLUTION = 16  # the networks downsample 8x: below this they see at most 2 x 2 positions
+
+
+def check_resolution(resolution: int, cache_side: int) -> None:
+    """Refuse a resolution that is not a positive integer or above ``MAX_RESOLUTION_FACTOR`` x the cache's side;
+    warn about a tiny one."""
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 1:
+        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+    limit = MAX_RESOLUTION_FACTOR * cache_side
+    if resolution > limit:
+        raise ValueError(f"resolution {resolution} px is above the limit of {limit} px "
+                         f"({MAX_RESOLUTION_FACTOR} x the side {cache_side} of the decoded images)")
+    if resolution < MIN_USEFUL_RESOLUTION:
+        warnings.warn(f"resolution {resolution} px is tiny (below {MIN_USEFUL_RESOLUTION} px the network sees at most "
+                      f"2 x 2 positions): expect accuracy near chance", stacklevel=1)
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Which images, at which input size, with which preprocessing: "train" augmentation or "eval" preprocessing.
+
+    ``size`` is k_train in train mode and k_test in eval mode (``k_image_test`` defaults to ``image_test_size(size)``).
+    """
+
+    cache: ImageCache
+    indices: np.ndarray
+    size: int
+    mode: Literal["train", "eval"] = "train"
+    k_image_test: int | None = None
+    batch_size: int = 64
+    p_range: tuple[float, float] = P_RANGE  # train mode: range of the crop proportion (smaller = stronger)
+
+    def __post_init__(self) -> None:
+        check_resolution(self.size, self.cache.side)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def batches(self, generator: torch.Generator | None = None, shuffle: bool = False,
+                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (normalised channels-last images, labels); train mode augments with ``generator``."""
+        order = self.indices
+        if shuffle:
+            order = order[torch.randperm(len(order), generator=generator).numpy()]
+        stop = len(order) - (len(order) % self.batch_size if drop_last else 0)
+        for start in range(0, stop, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            if len(idx) == 0:
+                break
+            images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx]))
+            hw = torch.from_numpy(np.asarray(self.cache.hw[idx]))
+            labels = torch.from_numpy(np.asarray(self.cache.labels[idx], dtype=np.int64))
+            if self.mode == "train":
+                x, _ = train_batch(images, hw, self.size, generator=generator, p_range=self.p_range)
+            else:
+                x = eval_batch(images, hw, self.size, self.k_image_test)
+            yield x, labels

@@ -1,0 +1,214 @@
+"""Training on the decoded-image cache: :func:`fit` and its mechanics.
+
+Randomness comes from a generator seeded by (seed, epoch), which makes training deterministic on the CPU and lets
+an interrupted run resume exactly where it stopped. Each mechanic beyond a plain loop is switched by a
+:class:`TrainConfig` field: a linear decay of the learning rate to zero (Li et al. 2020, "Budgeted training"), an
+exponential moving average of the weights and BN buffers (``torch.optim.swa_utils.AveragedModel``; the average is
+what is evaluated and saved), progressive resizing with rising augmentation (EfficientNetV2's progressive learning)
+and bf16 autocast.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from effnb.data.transforms import P_RANGE
+from effnb.train.feed import Feed
+from effnb.train.inference import evaluate
+from effnb.train.modes import autocast, set_train_mode, trainable_parameters
+from effnb.utils.progress import tqdm
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one run trains: optimiser, schedule, loss, augmentation strength, resizing, EMA, precision.
+
+    Named, citable combinations of these live in :mod:`effnb.train.recipes`. ``epochs`` counts real epochs;
+    with progressive resizing they are cheaper than epochs at the target size (:meth:`equivalent_epochs`).
+    """
+
+    epochs: int
+    lr: float = 1e-3
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    weight_decay: float = 0.05
+    schedule: Literal["onecycle", "linear", "cosine", "constant", "plateau"] = "onecycle"
+    label_smoothing: float = 0.1
+    early_stopping: int | None = None  # patience in epochs on the validation loss
+    trainable: Literal["all", "head"] = "all"  # "head": classifier + final BN only, rest frozen in eval mode (FixRes)
+    p_range: tuple[float, float] = P_RANGE  # crop proportion range of the last epoch (the seed's U(0.2, 0.7))
+    p_range_start: tuple[float, float] | None = None  # first epoch's range, moving linearly to p_range
+    size_start: float = 1.0  # first epoch's input size as a fraction of k_train, rising linearly to 1
+    ema_decay: float | None = None  # per-step decay of the weight average; None: no EMA
+    bf16: bool = False  # bf16 autocast for the forward pass and the loss
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.lr <= 0 or not 0 < self.size_start <= 1:
+            raise ValueError(f"epochs must be >= 0, lr > 0 and 0 < size_start <= 1: {self}")
+        for p in (self.p_range, self.p_range_start or self.p_range):
+            if not 0 < p[0] <= p[1] <= 1:
+                raise ValueError(f"a crop proportion range must satisfy 0 < low <= high <= 1, got {p}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def epoch_plan(self, epoch: int, k_train: int) -> tuple[int, tuple[float, float]]:
+        """Input size and crop range of epoch ``epoch`` (0-based): linear from the start values to the targets."""
+        t = epoch / (self.epochs - 1) if self.epochs > 1 else 1.0
+        size = round(k_train * (self.size_start + (1 - self.size_start) * t))
+        start = self.p_range_start or self.p_range
+        p_range = tuple(round(a + (b - a) * t, 4) for a, b in zip(start, self.p_range))
+        return size, p_range
+
+    def equivalent_epochs(self, k_train: int) -> float:
+        """Cost in epochs at the target size: the sum of (size / k_train)^2 over the epochs."""
+        return sum((self.epoch_plan(e, k_train)[0] / k_train) ** 2 for e in range(self.epochs))
+
+
+@dataclass
+class TrainState:
+    """What a per-epoch checkpoint holds, so training can resume."""
+
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_val_loss: float = math.inf
+    bad_epochs: int = 0
+    optimizer_state: dict | None = None
+    scheduler_state: dict | None = None
+    ema_state: dict | None = None  # the AveragedModel's state dict (weights, BN buffers, n_averaged)
+
+
+def make_optimizer(params: list[nn.Parameter], config: TrainConfig, steps_per_epoch: int):
+    """Optimizer and scheduler for ``config`` (the scheduler steps per batch, except plateau: per epoch)."""
+    if config.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    elif config.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=config.lr)
+    else:
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True)
+    total = max(10, config.epochs * steps_per_epoch)  # OneCycleLR needs a few steps per phase
+    if config.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.2)
+    elif config.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    elif config.schedule == "linear":  # Li et al. 2020: decay linearly to zero at the end of the budget
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, 1 - step / total))
+    elif config.schedule == "plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return opt, sched
+
+
+def make_ema(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights and BN buffers (updated after each step)."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The random stream of one epoch: the same for a resumed run as for an uninterrupted one."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None = None, seed: int = 0,
+        device: torch.device | str = "cpu", state: TrainState | None = None,
+        on_epoch_end: Callable[[nn.Module, TrainState, object, object], None] | None = None,
+        progress: bool = True) -> TrainState:
+    """Train ``model`` on ``train`` for ``config.epochs`` epochs, starting after ``state.epoch`` when resuming.
+
+    Returns the training state with a per-epoch history (train/val loss and accuracy, learning rate,
+    input size, images/s, wall time). ``on_epoch_end(model, state, optimizer, scheduler)`` is where
+    checkpoints are written (``state.ema_state`` holds the weight average). In train mode each epoch's
+    input size and crop range follow ``config.epoch_plan`` (``train.size`` is the target k_train). With
+    ``config.ema_decay`` the validation rows evaluate the average, and ``model`` holds the average when
+    ``fit`` returns. Raises :class:`TrainingDiverged` on a NaN/inf loss, before anything of that epoch is saved.
+    """
+    device = torch.device(device)
+    model.to(device).to(memory_format=torch.channels_last)
+    state = state or TrainState()
+    params = trainable_parameters(model, config.trainable)
+    steps = max(1, len(train) // train.batch_size)
+    opt, sched = make_optimizer(params, config, steps)
+    if state.epoch and state.optimizer_state is not None:
+        opt.load_state_dict(state.optimizer_state)
+        sched.load_state_dict(state.scheduler_state)
+    ema = make_ema(model, config.ema_decay) if config.ema_decay is not None else None
+    if ema is not None and state.ema_state is not None:
+        ema.load_state_dict(state.ema_state)
+    per_batch_schedule = config.schedule != "plateau"
+    for epoch in range(state.epoch, config.epochs):
+        set_train_mode(model, config.trainable)
+        gen = epoch_generator(seed, epoch)
+        feed = train
+        if train.mode == "train":
+            size, p_range = config.epoch_plan(epoch, train.size)
+            feed = replace(train, size=size, p_range=p_range)
+        loss_sum = correct = seen = 0
+        start = time.perf_counter()
+        bar = tqdm(total=steps * train.batch_size, desc=f"epoch {epoch + 1}/{config.epochs} @{feed.size}px",
+                   unit="img", disable=not progress, leave=False)
+        for x, y in feed.batches(gen, shuffle=True, drop_last=len(train) >= train.batch_size):
+            x, y = x.to(device, non_blocking=True), y.to(device)
+            with autocast(device, config.bf16):
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            if not torch.isfinite(loss):
+                bar.close()
+                raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch + 1}; "
+                                       f"the last good checkpoint (epoch {state.epoch}) is kept")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            if per_batch_schedule:
+                sched.step()
+            n = len(y)
+            loss_sum += loss.item() * n
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += n
+            bar.update(n)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        bar.close()
+        elapsed = time.perf_counter() - start
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+               "lr": opt.param_groups[0]["lr"], "size": feed.size, "img_per_s": seen / elapsed, "seconds": elapsed}
+        if ema is not None:
+            state.ema_state = ema.state_dict()
+        if val is not None:
+            metrics = evaluate(ema.module if ema is not None else model, val, device=device, progress=False)
+            row.update(val_loss=metrics["loss"], val_acc=metrics["accuracy"])
+        if not per_batch_schedule:
+            sched.step(row.get("val_loss", row["train_loss"]))
+        state.history.append(row)
+        state.epoch = epoch + 1
+        if progress:
+            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        stop = False
+        if config.early_stopping is not None and "val_loss" in row:
+            if row["val_loss"] < state.best_val_loss:
+                state.best_val_loss, state.bad_epochs = row["val_loss"], 0
+            else:
+                state.bad_epochs += 1
+                stop = state.bad_epochs >= config.early_stopping
+        if on_epoch_end is not None:
+            on_epoch_end(model, state, opt, sched)
+        if stop:
+            break
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
+    return state
