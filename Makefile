@@ -27,7 +27,7 @@ study: install
 	$(BIN)/effnb study --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --artifacts-dir $(ARTIFACTS) --reports-dir reports --readme README.md
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 # re-pair the notebooks after editing either side (the .py files are the source of truth)
 notebooks: install

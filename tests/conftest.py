@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from synthetic import make_image_folder, save_tiny_checkpoint  # noqa: E402
 
-from effnb.data.images import build_cache  # noqa: E402
+from effnb.data.cache import build_cache  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from effnb.data.images import ImageCache
+from effnb.data.cache import ImageCache
 from effnb.report.plots import plot_hardest_images, plot_prediction_grid
 from effnb.study.analysis import (
     SplitPredictions,

@@ -11,7 +11,7 @@ import torch
 from synthetic import TINY_SPEC, make_image_folder, run_cli
 
 from effnb.cli.commands import main
-from effnb.data.images import build_cache
+from effnb.data.cache import build_cache
 from effnb.nn.model import BASELINES, Scaling, build_model
 from effnb.nn.scaling import scale
 from effnb.train.checkpoint import load_checkpoint, save_checkpoint
@@ -245,3 +245,58 @@ def test_unexpected_errors_are_one_line_without_traceback(checkpoint, lowercase_
     monkeypatch.setenv("EFFNB_DEBUG", "1")
     with pytest.raises(KeyError):
         main(["evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder)])
+
+
+# --------------------------------------------------------------------------- numbers: finite, checked when parsed
+
+
+@pytest.mark.parametrize("bad", ["inf", "nan", "-inf", "Infinity"])
+@pytest.mark.parametrize("command, flag", [("train", "--epochs"), ("train", "--lr"), ("train", "--alpha"),
+                                           ("ablate", "--epochs")])
+def test_infinite_or_nan_flags_are_refused_naming_the_flag(bad, command, flag, lowercase_folder, capsys, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.setenv("EFFNB_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--profile", "smoke", "--data-dir", str(lowercase_folder),
+              "--artifacts-dir", str(tmp_path / "artifacts"), f"{flag}={bad}"])  # = so that -inf is a value
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert f"effnb {command}: error: argument {flag}: must be a finite number, got {bad!r}" in err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.parametrize("text, value", [('{"epochs": Infinity}', "inf"), ('{"epochs": NaN}', "nan"),
+                                         ('{"gamma": -Infinity}', "-inf")])
+def test_infinite_or_nan_config_values_are_one_line_errors(text, value, lowercase_folder, capsys, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.setenv("EFFNB_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "config.json").write_text(text)
+    key = next(iter(json.loads(text)))
+    line = one_line_error(capsys, "train", "--profile", "smoke", "--config", str(tmp_path / "config.json"),
+                          "--data-dir", str(lowercase_folder), "--artifacts-dir", str(tmp_path / "artifacts"))
+    assert f"--config {tmp_path / 'config.json'}: {key}: must be a finite number, got '{value}'" in line
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "artifacts").exists()
+
+
+def test_other_number_errors_keep_their_messages(capsys):
+    for argv, message in ((["--alpha", "big"], "argument --alpha: invalid float value: 'big'"),
+                          (["--epochs", "big"], "argument --epochs: not a number: 'big'"),
+                          (["--epochs", "0"], "argument --epochs: must be a positive number, got 0.0")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", *argv])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_command_line_does_not_import_ipython(tmp_path):
+    import subprocess
+    import sys
+
+    modules = ["effnb.cli.commands", "effnb.cli.train", "effnb.cli.evaluate", "effnb.cli.predict", "effnb.cli.export",
+               "effnb.cli.bench", "effnb.study.context", "effnb.study.ablation", "effnb.train.experiments"]
+    code = (f"import sys\nfor m in {modules!r}: __import__(m)\n"
+            "from effnb.cli.commands import build_parser, main\nbuild_parser().parse_args(['train', '--epochs', '1'])\n"
+            "assert main(['evaluate', '--checkpoint', 'missing.pt', '--data-dir', 'nowhere']) == 2\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('IPython', 'ipywidgets')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            check=True, cwd=tmp_path)
+    assert result.stdout.strip() == "[]", result.stdout

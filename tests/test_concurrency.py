@@ -12,7 +12,7 @@ import pytest
 import torch
 from synthetic import make_image_folder
 
-from effnb.data.images import build_cache
+from effnb.data.cache import build_cache
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -21,7 +21,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 # on until the file GO exists, so that the other process arrives while it is at it.
 WORKER = textwrap.dedent("""
     import dataclasses, json, os, sys, time
-    import effnb.data.images as data
+    import effnb.data.decode as decode
+    from effnb.data.cache import build_cache
     import effnb.train.experiments as experiments
     from effnb.train.fit import TrainConfig
     from effnb.nn.model import BASELINES
@@ -36,8 +37,8 @@ WORKER = textwrap.dedent("""
             time.sleep(0.05)
 
     if slow == "decode":
-        load = data._load_resized
-        data._load_resized = lambda *args: hold("decoding") or load(*args)
+        load = decode._load_resized
+        decode._load_resized = lambda *args: hold("decoding") or load(*args)
     fit = experiments.fit
     def announced_fit(*args, **options):
         print("fit called", flush=True)
@@ -45,7 +46,7 @@ WORKER = textwrap.dedent("""
             hold("training")
         return fit(*args, **options)
     experiments.fit = announced_fit
-    cache = data.build_cache(images, artifacts + "/cache", side=64, min_side=16)
+    cache = build_cache(images, artifacts + "/cache", side=64, min_side=16)
     idx = tuple(range(len(cache)))
     spec = dataclasses.replace(BASELINES["C"], resolution=32)
     exp = experiments.Experiment(name="tiny", spec=spec, train=TrainConfig(epochs=2),

@@ -1,4 +1,4 @@
-"""Tests for effnb.data.images on small synthetic image trees."""
+"""Tests for effnb.data (index, decode, cache, splits) on small synthetic image trees."""
 
 from __future__ import annotations
 
@@ -11,11 +11,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import effnb.data.images as data
-from effnb.data.images import DataError
-
-# torchvision 0.29 deprecates its image decoders in favour of TorchCodec; they still work
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
+from effnb.data import decode
+from effnb.data import index as indexing
+from effnb.data.cache import (
+    CACHE_ENV,
+    META_FILE,
+    ImageCache,
+    build_cache,
+    cache_home,
+    load_cache,
+)
+from effnb.data.errors import DataError
+from effnb.data.index import index_images, link_images
+from effnb.data.splits import make_splits, subset
 
 SHARED_PET_IMAGES = Path(__file__).resolve().parents[1].parent / "shared/data/PetImages"
 
@@ -61,7 +69,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 def test_index_images(tree: Path) -> None:
-    index = data.index_images(tree)
+    index = index_images(tree)
     assert index.classes == ["Cat", "Dog"]
     rel = [p.relative_to(tree).as_posix() for p in index.paths]
     # cheap checks keep the truncated and the tiny JPEG: they fail later, at decode time
@@ -78,23 +86,23 @@ def test_index_images(tree: Path) -> None:
 
 def test_index_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
-        data.index_images(tmp_path / "missing")
+        index_images(tmp_path / "missing")
     (tmp_path / "file").write_text("x")
     with pytest.raises(DataError, match="is a file, not a folder"):
-        data.index_images(tmp_path / "file")
+        index_images(tmp_path / "file")
     (tmp_path / "file").unlink()
     with pytest.raises(DataError, match="no class subfolders"):
-        data.index_images(tmp_path)
+        index_images(tmp_path)
     _write(tmp_path / "Cat/a.txt", b"x")
     _write(tmp_path / "Dog/b.jpg", b"")
     with pytest.raises(DataError, match=r"\['Cat', 'Dog'\] .* no usable image files \(empty file: 1; not an image"):
-        data.index_images(tmp_path)
+        index_images(tmp_path)
     _write(tmp_path / "Cat/c.jpg", _image_bytes(40, 40, "RGB", "JPEG"))
     with pytest.raises(DataError, match=r"\['Dog'\] .* no usable image files"):
-        data.index_images(tmp_path)
+        index_images(tmp_path)
     (tmp_path / "Dog/b.jpg").unlink()  # an empty folder is not a class
     with pytest.raises(DataError, match="at least 2 class folders"):
-        data.index_images(tmp_path)
+        index_images(tmp_path)
 
 
 # --------------------------------------------------------------------------- build_cache / load_cache
@@ -102,7 +110,7 @@ def test_index_errors(tmp_path: Path) -> None:
 
 def test_cache_contents_and_geometry(tree: Path, tmp_path: Path) -> None:
     side = 64
-    cache = data.build_cache(tree, tmp_path / "cache", side=side, min_side=32)
+    cache = build_cache(tree, tmp_path / "cache", side=side, min_side=32)
     assert cache.images.shape == (len(GOOD), 3, side, side) and cache.images.dtype == np.uint8
     assert sorted(cache.paths) == sorted(GOOD) and cache.classes == ["Cat", "Dog"]
     reasons = dict(cache.skipped)
@@ -127,17 +135,17 @@ def test_cache_contents_and_geometry(tree: Path, tmp_path: Path) -> None:
 
 
 def test_cache_reused_without_decoding(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = data.build_cache(tree, tmp_path / "cache", side=48)
+    first = build_cache(tree, tmp_path / "cache", side=48)
 
     def fail(path: Path, *args) -> None:
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(data, "_decode", fail)
-    second = data.build_cache(tree, tmp_path / "cache", side=48)
+    monkeypatch.setattr(decode, "_decode", fail)
+    second = build_cache(tree, tmp_path / "cache", side=48)
     assert second.paths == first.paths and second.skipped == first.skipped
     np.testing.assert_array_equal(second.images, first.images)
     np.testing.assert_array_equal(second.hw, first.hw)
-    loaded = data.load_cache(tmp_path / "cache")
+    loaded = load_cache(tmp_path / "cache")
     assert len(loaded) == len(first) and loaded.side == 48
 
 
@@ -145,32 +153,32 @@ def test_cache_rebuilt_when_interrupted_or_changed(
     tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache_dir = tmp_path / "cache"
-    data.build_cache(tree, cache_dir, side=48)
+    build_cache(tree, cache_dir, side=48)
     decoded = []
-    real_decode = data._decode
-    monkeypatch.setattr(data, "_decode", lambda p, *args: decoded.append(p) or real_decode(p, *args))
+    real_decode = decode._decode
+    monkeypatch.setattr(decode, "_decode", lambda p, *args: decoded.append(p) or real_decode(p, *args))
 
     (cache_dir / "meta.json").unlink()  # an interrupted build leaves no meta.json
     with pytest.raises(DataError, match="no finished image cache"):
-        data.load_cache(cache_dir)
-    assert len(data.build_cache(tree, cache_dir, side=48)) == len(GOOD)
+        load_cache(cache_dir)
+    assert len(build_cache(tree, cache_dir, side=48)) == len(GOOD)
     assert len(decoded) == len(GOOD) + 2  # + truncated and tiny
 
     decoded.clear()
-    assert data.build_cache(tree, cache_dir, side=32).images.shape[-1] == 32  # another key rebuilds
+    assert build_cache(tree, cache_dir, side=32).images.shape[-1] == 32  # another key rebuilds
     assert decoded
 
 
 def test_cache_limit_per_class(tree: Path, tmp_path: Path) -> None:
-    a = data.build_cache(tree, tmp_path / "a", side=32, limit_per_class=2, seed=3)
-    b = data.build_cache(tree, tmp_path / "b", side=32, limit_per_class=2, seed=3)
+    a = build_cache(tree, tmp_path / "a", side=32, limit_per_class=2, seed=3)
+    b = build_cache(tree, tmp_path / "b", side=32, limit_per_class=2, seed=3)
     assert a.paths == b.paths
     assert np.bincount(a.labels).max() <= 2 and set(a.labels) == {0, 1}
 
 
 def test_load_cache_missing(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no finished image cache"):
-        data.load_cache(tmp_path / "nothing")
+        load_cache(tmp_path / "nothing")
 
 
 # --------------------------------------------------------------------------- splits
@@ -180,7 +188,7 @@ LABELS = np.repeat([0, 1], [600, 400])
 
 
 def test_splits_disjoint_covering_stratified() -> None:
-    splits = data.make_splits(LABELS, seed=1, test_size=100, test2_size=50)
+    splits = make_splits(LABELS, seed=1, test_size=100, test2_size=50)
     assert {k: len(v) for k, v in splits.items()} == {"train": 850, "test": 100, "test2": 50}
     merged = np.concatenate(list(splits.values()))
     assert len(np.unique(merged)) == len(LABELS) and merged.min() == 0 and merged.max() == len(LABELS) - 1
@@ -191,7 +199,7 @@ def test_splits_disjoint_covering_stratified() -> None:
 
 
 def test_splits_deterministic_by_seed() -> None:
-    a, b, c = (data.make_splits(LABELS, seed=s, test_size=100, test2_size=100) for s in (1, 1, 2))
+    a, b, c = (make_splits(LABELS, seed=s, test_size=100, test2_size=100) for s in (1, 1, 2))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     assert not np.array_equal(a["test"], c["test"])
@@ -200,28 +208,28 @@ def test_splits_deterministic_by_seed() -> None:
 def test_splits_scaled_down_on_small_data() -> None:
     labels = np.repeat([0, 1], 50)
     with pytest.warns(UserWarning, match="scaled"):
-        splits = data.make_splits(labels, seed=0)
+        splits = make_splits(labels, seed=0)
     assert len(splits["test"]) == len(splits["test2"]) == 20 and len(splits["train"]) == 60
 
 
 def test_splits_errors() -> None:
     with pytest.raises(DataError, match="missing classes"):
-        data.make_splits(np.array([0, 0, 2, 2] * 10), seed=0, test_size=4, test2_size=4)
+        make_splits(np.array([0, 0, 2, 2] * 10), seed=0, test_size=4, test2_size=4)
     with pytest.raises(DataError, match="every class"):
-        data.make_splits(np.zeros(50, dtype=int), seed=0, test_size=4, test2_size=4)
+        make_splits(np.zeros(50, dtype=int), seed=0, test_size=4, test2_size=4)
     with pytest.raises(DataError, match="empty"), pytest.warns(UserWarning):
-        data.make_splits(np.array([0, 1, 0, 1]), seed=0)
+        make_splits(np.array([0, 1, 0, 1]), seed=0)
 
 
 def test_subset() -> None:
     indices = np.arange(100, 400)
-    assert np.array_equal(data.subset(indices[::-1], None, seed=0), indices)
-    a = data.subset(indices, 30, seed=5)
+    assert np.array_equal(subset(indices[::-1], None, seed=0), indices)
+    a = subset(indices, 30, seed=5)
     assert len(a) == 30 and np.isin(a, indices).all() and np.all(np.diff(a) > 0)
-    assert np.array_equal(a, data.subset(indices, 30, seed=5))
-    assert not np.array_equal(a, data.subset(indices, 30, seed=6))
+    assert np.array_equal(a, subset(indices, 30, seed=5))
+    assert not np.array_equal(a, subset(indices, 30, seed=6))
     labels = (np.arange(400) % 4 == 0).astype(int)  # 25 % ones
-    assert np.bincount(labels[data.subset(indices, 40, seed=0, labels=labels)]).tolist() == [30, 10]
+    assert np.bincount(labels[subset(indices, 40, seed=0, labels=labels)]).tolist() == [30, 10]
 
 
 # --------------------------------------------------------------------------- shared data (integration)
@@ -230,7 +238,7 @@ def test_subset() -> None:
 def test_index_shared_pet_images() -> None:
     if not SHARED_PET_IMAGES.is_dir():
         pytest.skip(f"shared data set not found at {SHARED_PET_IMAGES}")
-    index = data.index_images(SHARED_PET_IMAGES)
+    index = index_images(SHARED_PET_IMAGES)
     assert index.classes == ["Cat", "Dog"]
     assert len(index.paths) == 22_998 and index.skipped == []
     assert np.bincount(index.labels).tolist() == [11_499, 11_499]
@@ -246,7 +254,7 @@ def test_nested_images_are_included_and_odd_entries_counted(tree: Path) -> None:
     _write(tree / "loose.jpg", _image_bytes(40, 40, "RGB", "JPEG"))
     (tree / "Dog/broken.jpg").symlink_to(tree / "nowhere.jpg")
     (tree / "Dog/linked_folder").symlink_to(tree / "Cat", target_is_directory=True)
-    index = data.index_images(tree)
+    index = index_images(tree)
     rel = {p.relative_to(tree).as_posix(): label for p, label in zip(index.paths, index.labels)}
     assert rel["Cat/2019/nested.jpg"] == 0  # labelled by its top-level class folder
     reasons = {p.relative_to(tree).as_posix(): r for p, r in index.skipped}
@@ -268,21 +276,21 @@ def test_unreadable_files_and_folders_are_skipped_not_fatal(tree: Path, monkeypa
             return opener(path, *args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(data, "open", guarded(real_open), raising=False)
+    monkeypatch.setattr(indexing, "open", guarded(real_open), raising=False)
     monkeypatch.setattr(os, "scandir", guarded(real_scandir))  # what os.walk lists folders with
-    reasons = {p.relative_to(tree).as_posix(): r for p, r in data.index_images(tree).skipped}
+    reasons = {p.relative_to(tree).as_posix(): r for p, r in index_images(tree).skipped}
     assert reasons["Cat/a.jpg"] == "unreadable (Permission denied)"
     assert reasons["Cat/locked"] == "unreadable folder (Permission denied)"
     denied.add(tree / "Dog")  # a whole class unreadable: an error that names it
     with pytest.raises(DataError, match=r"\['Dog'\] .* no usable image files \(unreadable folder: 1\)"):
-        data.index_images(tree)
+        index_images(tree)
 
 
 def test_a_class_of_undecodable_files_is_named(tmp_path: Path) -> None:
     _write(tmp_path / "Cat/a.jpg", _image_bytes(40, 40, "RGB", "JPEG"))
     _write(tmp_path / "Dog/bad.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
     with pytest.raises(DataError, match=r"no decodable images of class\(es\) \['Dog'\].*undecodable: 1"):
-        data.build_cache(tmp_path, tmp_path / "cache", side=32, min_side=8)
+        build_cache(tmp_path, tmp_path / "cache", side=32, min_side=8)
 
 
 def _exif_rotated_jpeg(h: int, w: int) -> bytes:
@@ -294,28 +302,52 @@ def _exif_rotated_jpeg(h: int, w: int) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("decoder", ["torchvision", "PIL"])
-def test_exif_orientation_is_applied(decoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     path = tmp_path / "rotated.jpg"
     path.write_bytes(_exif_rotated_jpeg(40, 80))
-    if decoder == "PIL":
-        def fail(*args, **kwargs):
-            raise RuntimeError("torchvision could not decode")
-        monkeypatch.setattr(data, "decode_image", fail)
-    assert tuple(data._decode(path).shape) == (3, 80, 40)
+    image, full = decode._decode(path)
+    assert tuple(image.shape) == (3, 80, 40) and full == (80, 40)
+    image, full = decode._decode(path, exif_orientation=False)
+    assert tuple(image.shape) == (3, 40, 80) and full == (40, 80)
+    resized = decode._load_resized(path, side=20, min_side=8, exif_orientation=True)
+    assert tuple(resized.shape) == (3, 20, 10)
+    assert decode._load_resized(path, side=20, min_side=60, exif_orientation=True) == "too small (80x40 < 60)"
+
+
+def test_sixteen_bit_grey_keeps_its_top_bits(tmp_path: Path) -> None:
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.full((40, 50), 40_000, dtype=np.uint16)).save(path)
+    image, full = decode._decode(path)
+    assert tuple(image.shape) == (3, 40, 50) and full == (40, 50)
+    assert image.unique().tolist() == [40_000 >> 8]  # scaled to 8 bits, not clipped at 255
+
+
+def test_large_jpeg_decoded_at_reduced_scale_matches_full_decode(tmp_path: Path) -> None:
+    yy, xx = np.meshgrid(np.linspace(0, 1, 400), np.linspace(0, 1, 100), indexing="ij")
+    smooth = np.stack([255 * yy, 255 * xx, 127 + 100 * np.sin(6 * yy)], axis=-1).round().astype(np.uint8)
+    path = tmp_path / "tall.jpg"
+    Image.fromarray(smooth).save(path, quality=95)
+    drafted, full = decode._decode(path, draft=32)
+    assert full == (400, 100) and tuple(drafted.shape) == (3, 200, 50)  # 1/2 scale: 1/4 would give 25 < 32
+    assert tuple(decode._decode(path)[0].shape) == (3, 400, 100)
+    # min_side is checked on the full size, not on the reduced decode
+    resized = decode._load_resized(path, side=32, min_side=90, exif_orientation=True)
+    assert tuple(resized.shape) == (3, 32, 8)
+    reference = np.asarray(Image.fromarray(smooth).resize((8, 32), Image.Resampling.BOX), dtype=int)
+    assert np.abs(resized.permute(1, 2, 0).numpy().astype(int) - reference).mean() < 4
 
 
 # --------------------------------------------------------------------------- the cache is never stale
 
 
-def _rebuilt(tree: Path, cache_dir: Path, first: data.ImageCache) -> data.ImageCache:
-    second = data.build_cache(tree, cache_dir, side=48)
+def _rebuilt(tree: Path, cache_dir: Path, first: ImageCache) -> ImageCache:
+    second = build_cache(tree, cache_dir, side=48)
     assert second.fingerprint != first.fingerprint
     return second
 
 
 def test_cache_rebuilt_when_a_file_changes_in_place(tree: Path, tmp_path: Path) -> None:
-    first = data.build_cache(tree, tmp_path / "cache", side=48)
+    first = build_cache(tree, tmp_path / "cache", side=48)
     path = tree / "Cat/a.jpg"
     stat = path.stat()
     buf = io.BytesIO()
@@ -328,7 +360,7 @@ def test_cache_rebuilt_when_a_file_changes_in_place(tree: Path, tmp_path: Path) 
 
 
 def test_cache_rebuilt_when_a_file_moves_to_another_class(tree: Path, tmp_path: Path) -> None:
-    first = data.build_cache(tree, tmp_path / "cache", side=48)
+    first = build_cache(tree, tmp_path / "cache", side=48)
     os.replace(tree / "Cat/a.jpg", tree / "Dog/a.jpg")
     second = _rebuilt(tree, tmp_path / "cache", first)
     assert second.labels[second.paths.index("Dog/a.jpg")] == second.classes.index("Dog")
@@ -336,7 +368,7 @@ def test_cache_rebuilt_when_a_file_moves_to_another_class(tree: Path, tmp_path: 
 
 
 def test_cache_rebuilt_when_a_file_is_deleted_and_another_added(tree: Path, tmp_path: Path) -> None:
-    first = data.build_cache(tree, tmp_path / "cache", side=48)
+    first = build_cache(tree, tmp_path / "cache", side=48)
     (tree / "Dog/e.jpg").unlink()
     _write(tree / "Dog/new.jpg", _image_bytes(*GOOD["Dog/e.jpg"]))  # same count, same bytes, another name
     second = _rebuilt(tree, tmp_path / "cache", first)
@@ -344,10 +376,10 @@ def test_cache_rebuilt_when_a_file_is_deleted_and_another_added(tree: Path, tmp_
 
 
 def test_fingerprint_follows_content_not_timestamps(tree: Path, tmp_path: Path) -> None:
-    first = data.build_cache(tree, tmp_path / "cache", side=48)
+    first = build_cache(tree, tmp_path / "cache", side=48)
     for path in tree.rglob("*.jpg"):
         os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    second = data.build_cache(tree, tmp_path / "cache", side=48)  # rebuilt: the listing changed
+    second = build_cache(tree, tmp_path / "cache", side=48)  # rebuilt: the listing changed
     assert second.fingerprint == first.fingerprint  # the pixels did not: experiments stay valid
 
 
@@ -355,9 +387,9 @@ def test_fingerprint_follows_content_not_timestamps(tree: Path, tmp_path: Path) 
                                     "meta field missing", "images file gone"])
 def test_damaged_cache_is_rebuilt_with_a_warning(damage: str, tree: Path, tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
-    first = data.build_cache(tree, cache_dir, side=48)
+    first = build_cache(tree, cache_dir, side=48)
     images = Path(first.images.filename)
-    meta_path = cache_dir / data.META_FILE
+    meta_path = cache_dir / META_FILE
     del first
     if damage == "truncate images":
         os.truncate(images, images.stat().st_size // 2)
@@ -375,9 +407,9 @@ def test_damaged_cache_is_rebuilt_with_a_warning(damage: str, tree: Path, tmp_pa
     else:
         images.unlink()
     with pytest.raises(DataError, match="damaged image cache"):
-        data.load_cache(cache_dir)
+        load_cache(cache_dir)
     with pytest.warns(UserWarning, match="damaged image cache.*rebuilding"):
-        second = data.build_cache(tree, cache_dir, side=48)
+        second = build_cache(tree, cache_dir, side=48)
     assert len(second) == len(GOOD)
     assert sorted(p.name for p in cache_dir.glob("images*.u8")) == [Path(second.images.filename).name]
 
@@ -392,31 +424,31 @@ def test_interrupted_build_leaves_no_temp_files(tree: Path, tmp_path: Path, monk
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(data, "_load_resized", interrupt)
+        m.setattr(decode, "_load_resized", interrupt)
         with pytest.raises(KeyboardInterrupt):
-            data.build_cache(tree, cache_dir, side=48)
+            build_cache(tree, cache_dir, side=48)
     assert not dead.exists()
     assert sorted(p.name for p in cache_dir.iterdir()) == [".lock"]  # no temp file of its own either
-    data.build_cache(tree, cache_dir, side=48)
+    build_cache(tree, cache_dir, side=48)
     assert not list(cache_dir.glob("*.tmp"))
 
 
 def test_cache_files_get_the_usual_permissions(tree: Path, tmp_path: Path) -> None:
     old = os.umask(0o027)
     try:
-        cache = data.build_cache(tree, tmp_path / "cache", side=48)
+        cache = build_cache(tree, tmp_path / "cache", side=48)
     finally:
         os.umask(old)
-    for path in (Path(cache.images.filename), tmp_path / "cache" / data.META_FILE):
+    for path in (Path(cache.images.filename), tmp_path / "cache" / META_FILE):
         assert path.stat().st_mode & 0o777 == 0o640
 
 
 def test_cache_home_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(data.CACHE_ENV, raising=False)
+    monkeypatch.delenv(CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert data.cache_home() == tmp_path / "xdg" / "effnb"
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "mine"))
-    assert data.cache_home() == tmp_path / "mine"
+    assert cache_home() == tmp_path / "xdg" / "effnb"
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "mine"))
+    assert cache_home() == tmp_path / "mine"
 
 
 # --------------------------------------------------------------------------- export targets
@@ -424,14 +456,14 @@ def test_cache_home_follows_the_environment(tmp_path: Path, monkeypatch: pytest.
 
 def test_link_images_into_a_new_or_empty_folder_only(tree: Path, tmp_path: Path) -> None:
     rel = ["Cat/a.jpg", "Dog/e.jpg"]
-    target = data.link_images(tree, rel, tmp_path / "new" / "split")
+    target = link_images(tree, rel, tmp_path / "new" / "split")
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*.jpg")) == rel
     assert (target / "Cat/a.jpg").resolve() == (tree / "Cat/a.jpg").resolve()
     (tmp_path / "empty").mkdir()
-    data.link_images(tree, rel, tmp_path / "empty")
+    link_images(tree, rel, tmp_path / "empty")
     with pytest.raises(DataError, match="not empty"):
-        data.link_images(tree, rel, target)
+        link_images(tree, rel, target)
     (tmp_path / "file").write_text("x")
     with pytest.raises(DataError, match="is a file"):
-        data.link_images(tree, rel, tmp_path / "file")
+        link_images(tree, rel, tmp_path / "file")
     assert not list(tmp_path.glob(".*.tmp"))

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import effnb.data.download as download
-from effnb.data.images import DataError, index_images
+from effnb.data import download
+from effnb.data.errors import DataError
+from effnb.data.index import index_images
 
 
 def _jfif_jpeg() -> bytes:

@@ -11,7 +11,7 @@ from PIL import Image
 from synthetic import make_image_folder, run_cli, stripes
 
 from effnb.cli.predict import files_cache, find_image_files
-from effnb.data.images import build_cache
+from effnb.data.cache import build_cache
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.feed import Feed
 from effnb.train.inference import predict

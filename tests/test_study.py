@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from effnb.data.images import make_splits
+from effnb.data.splits import make_splits
 from effnb.nn.model import BASELINES
 from effnb.nn.scaling import scale
 from effnb.study.context import Study

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from PIL import Image
+from torchvision.transforms import v2
 
 from effnb.data import transforms as T
 
@@ -112,7 +112,7 @@ def test_train_batch_flip() -> None:
     images = torch.zeros(1, 3, 100, 100, dtype=torch.uint8)
     images[0, :, :, :50] = 255  # left half white, right half black
     hw = torch.tensor([[100, 100]])
-    kwargs = dict(p_range=(1.0, 1.0), brightness=0.0, saturation=0.0)
+    kwargs = {"p_range": (1.0, 1.0), "brightness": 0.0, "saturation": 0.0}
     outs = [T.train_batch(images, hw, 32, generator=_gen(s), **kwargs)[0] for s in range(20)]
     flipped = [bool(o[0, 0, 0, -1] > o[0, 0, 0, 0]) for o in outs]
     assert any(flipped) and not all(flipped)
@@ -127,7 +127,7 @@ def test_train_batch_brightness_and_saturation() -> None:
     images = torch.full((64, 3, 50, 50), 128, dtype=torch.uint8)
     images[:, 0] = 200
     hw = torch.tensor([[50, 50]]).repeat(64, 1)
-    base = dict(p_range=(0.5, 0.5), flip=False)
+    base = {"p_range": (0.5, 0.5), "flip": False}
     plain = T.denormalize(T.train_batch(images, hw, 16, _gen(), brightness=0, saturation=0, **base)[0]) * 255
     bright = T.denormalize(T.train_batch(images, hw, 16, _gen(), brightness=0.5, saturation=0, **base)[0]) * 255
     sat = T.denormalize(T.train_batch(images, hw, 16, _gen(), brightness=0, saturation=0.5, **base)[0]) * 255
@@ -139,19 +139,33 @@ def test_train_batch_brightness_and_saturation() -> None:
     assert 0.5 <= spread.min() < 0.8 and 1.2 < spread.max() <= 1.5
 
 
-def test_train_crop_matches_train_batch() -> None:
+def test_train_batch_ignores_the_canvas_around_an_image() -> None:
+    """An image gives the same crop whatever canvas it sits on, given the same generator state (the cache
+    and the batch feeder may use other canvas sizes); the proportion used is that of the crop box."""
     images, hw = _canvas([(150, 180)])
     x, p = T.train_batch(images, hw, 48, generator=_gen(5))
-    img = images[0, :, :150, :180].clone()
-    y, q = T.TrainCrop(48, generator=_gen(5))(img)
-    torch.testing.assert_close(y, x[0])
-    assert q == pytest.approx(float(p[0]))
-    z, _ = T.TrainCrop(48, generator=_gen(5))(Image.fromarray(img.permute(1, 2, 0).numpy()))
-    torch.testing.assert_close(z, x[0])
+    img = images[0, :, :150, :180]
+    alone = torch.zeros(1, 3, 256, 256, dtype=torch.uint8)
+    alone[0, :, :150, :180] = img
+    y, q = T.train_batch(alone, hw[:1], 48, generator=_gen(5))
+    torch.testing.assert_close(y[0], x[0])
+    assert float(q[0]) == pytest.approx(float(p[0]))
+    boxes, props = T.sample_crop_boxes(hw[:1], generator=_gen(5))
+    assert float(props[0]) == pytest.approx(float(q[0]))
+    assert float(boxes[0, 2] - boxes[0, 0]) == pytest.approx(float(q[0]) * 180)
+
+
+def _reference_eval(img: torch.Tensor, k_test: int, k_image_test: int | None = None) -> torch.Tensor:
+    """The seed's evaluation transform for one image, with torchvision.transforms.v2."""
+    k_image_test = k_image_test or T.image_test_size(k_test)
+    transform = v2.Compose([
+        v2.Resize(k_image_test, antialias=True), v2.CenterCrop(k_image_test), v2.CenterCrop(k_test),
+        v2.ToDtype(torch.float32, scale=True), v2.Normalize(T.IMAGENET_MEAN, T.IMAGENET_STD)])
+    return transform(img)
 
 
 @pytest.mark.parametrize("hw", [(200, 200), (150, 200), (200, 130)])
-def test_eval_batch_matches_eval_transform(hw: tuple[int, int]) -> None:
+def test_eval_batch_matches_the_torchvision_eval_transform(hw: tuple[int, int]) -> None:
     h, w = hw
     # a smooth image, so the two interpolation schemes should agree closely
     yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
@@ -159,11 +173,11 @@ def test_eval_batch_matches_eval_transform(hw: tuple[int, int]) -> None:
     images = torch.zeros(1, 3, 200, 200, dtype=torch.uint8)
     images[0, :, :h, :w] = img
     batch = T.eval_batch(images, torch.tensor([hw]), 64)
-    single = T.EvalTransform(64)(img)
+    single = _reference_eval(img, 64)
     assert batch.shape == (1, 3, 64, 64) and single.shape == (3, 64, 64)
     assert batch.is_contiguous(memory_format=torch.channels_last)
     assert (batch[0] - single).abs().mean() < 0.05
-    assert (T.eval_batch(images, torch.tensor([hw]), 128, 144)[0] - T.EvalTransform(128, 144)(img)).abs().mean() < 0.05
+    assert (T.eval_batch(images, torch.tensor([hw]), 128, 144)[0] - _reference_eval(img, 128, 144)).abs().mean() < 0.05
 
 
 def test_normalize_roundtrip() -> None:

@@ -112,41 +112,35 @@ def interleaved(measurements: dict[str, Callable[[], float]], rounds: int) -> di
     return {name: statistics.median(v) for name, v in values.items()}
 
 
-def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "artifacts", steps: int = 12,
-              rounds: int = 3, eval_images: int = 1000, checkpoint: str | None = None) -> list[dict]:
-    """Measure and print every figure; returns the rows. ``checkpoint`` (default: the study's final model) is the
-    model evaluated and trained."""
-    study = prepare_study(profile, data_dir, artifacts_dir)
-    batch = study.recipe.batch_size
-    final, chosen, sigma, notes = study_choices(study)
-    if checkpoint is not None:
-        final = load_checkpoint(checkpoint)[0].spec
-        notes = [n for n in notes if "data.json" in n] + [f"the model is {checkpoint}, as asked"]
-    checkpoint = checkpoint or chosen
-    rows = []
+class Rows(list):
+    """The measured rows; :meth:`record` appends one and prints it as it comes."""
 
-    def record(what: str, value: float, note: str = "") -> None:
-        rows.append({"measurement": what, "img/s": round(value, 1), "note": note})
+    def record(self, what: str, value: float, note: str = "") -> None:
+        self.append({"measurement": what, "img/s": round(value, 1), "note": note})
         print(f"{what:<62} {value:8.1f} img/s  {note}", flush=True)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch}, native bf16: "
-          f"{bf16_is_fast('cpu')}; final model {final.name} @{final.resolution}px, sigma {sigma:.3f}")
-    for note in notes:
-        print(f"note: {note}")
-    n = steps * batch
-    images = study.splits["train"][:n]
+
+def bench_training(rows: Rows, study: Study, final: NetSpec, steps: int) -> None:
+    """The model-only training step against ``fit`` through the real data pipeline and the pipeline alone."""
+    batch = study.recipe.batch_size
+    images = study.splits["train"][:steps * batch]
     for spec in (BASELINES["C"], final):
         k = spec.resolution
         model_only = model_step_rate(spec, batch, steps)
-        record(f"model-only train step, {spec.name} @{k}px", model_only)
+        rows.record(f"model-only train step, {spec.name} @{k}px", model_only)
         torch.manual_seed(0)
         state = fit(build_model(spec), Feed(study.cache, images, k, batch_size=batch), TrainConfig(epochs=1),
                     progress=False)
         through_fit = state.history[0]["img_per_s"]
-        record(f"fit() with the real data pipeline, {spec.name} @{k}px", through_fit,
-               f"{100 * through_fit / model_only:.0f} % of model-only")
-        record(f"data pipeline alone @{k}px", pipeline_rate(Feed(study.cache, images, k, batch_size=batch), steps))
+        rows.record(f"fit() with the real data pipeline, {spec.name} @{k}px", through_fit,
+                    f"{100 * through_fit / model_only:.0f} % of model-only")
+        rows.record(f"data pipeline alone @{k}px", pipeline_rate(Feed(study.cache, images, k, batch_size=batch), steps))
 
+
+def bench_evaluation(rows: Rows, study: Study, final: NetSpec, sigma: float, checkpoint: str | None, steps: int,
+                     rounds: int, eval_images: int) -> None:
+    """Every evaluation path against the plain one, the bf16 training step, and their predictions' agreement."""
+    batch = study.recipe.batch_size
     k_test, k_image = recommended_test_resolution(final.resolution, sigma)
     model = load_checkpoint(checkpoint)[0] if checkpoint else build_model(final)
     feed = Feed(study.cache, study.splits["test"][:eval_images], k_test, "eval", k_image, batch_size=100)
@@ -166,11 +160,11 @@ def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "
                            "step bf16": lambda: model_step_rate(final, batch, max(2, steps // 8), bf16=True)}, rounds)
     reference = next(iter(paths))
     for label in paths:
-        record(f"evaluation, {label}, @{k_test}px", medians[label],
-               "" if label == reference else f"{medians[label] / medians[reference]:.2f}x the plain path")
-    record(f"model-only train step, {final.name}, fp32", medians["step fp32"])
-    record(f"model-only train step, {final.name}, bf16 autocast", medians["step bf16"],
-           f"{medians['step bf16'] / medians['step fp32']:.2f}x fp32")
+        rows.record(f"evaluation, {label}, @{k_test}px", medians[label],
+                    "" if label == reference else f"{medians[label] / medians[reference]:.2f}x the plain path")
+    rows.record(f"model-only train step, {final.name}, fp32", medians["step fp32"])
+    rows.record(f"model-only train step, {final.name}, bf16 autocast", medians["step bf16"],
+                f"{medians['step bf16'] / medians['step fp32']:.2f}x fp32")
     plain = predict(model, feed, progress=False, fast=False)[0].argmax(1)
     agree = {label: int((predict(model, images(o), progress=False, **o)[0].argmax(1) == plain[:len(images(o))]).sum())
              for label, o in paths.items() if o.get("fast", True)}
@@ -181,6 +175,10 @@ def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "
     print(f"the fast path here (effnb evaluate, the sweeps, effnb predict): {default}, batch {EVAL_BATCH}")
     print(f"agreement with the plain path ({weights}): " + "; ".join(
         f"{label} {n} of {len(images(paths[label]))}" for label, n in agree.items()))
+
+
+def bench_scaling(rows: Rows, batch: int, steps: int, rounds: int) -> None:
+    """The model-only train step of C scaled by phi = 1, 2, 3 and with a Fused-MBConv stage, interleaved."""
     scaled = {phi: scale(BASELINES["C"], *SEED_GRID[0], phi) for phi in (1, 2, 3)}
     networks = {**{f"phi = {phi} @{net.resolution}px": net for phi, net in scaled.items()},
                 "phi = 2, first MBConv stage Fused-MBConv": fused_early(scaled[2], 1)}
@@ -190,13 +188,41 @@ def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "
                         rounds)
     reference = rates[f"phi = 2 @{scaled[2].resolution}px"]
     for name, rate in rates.items():
-        record(f"model-only train step, {name}", rate, f"{reference / rate:.2f}x phi = 2's time per image")
+        rows.record(f"model-only train step, {name}", rate, f"{reference / rate:.2f}x phi = 2's time per image")
+
+
+def bench_variants(rows: Rows, batch: int, steps: int) -> None:
+    """Baseline C's train step in NCHW, at two other batch sizes, and on one thread."""
     base = BASELINES["C"]
-    record("variant: contiguous (NCHW) memory format, C @64px", model_step_rate(base, batch, steps, False))
+    rows.record("variant: contiguous (NCHW) memory format, C @64px", model_step_rate(base, batch, steps, False))
     for b in (32, 128):
-        record(f"variant: batch {b}, C @64px", model_step_rate(base, b, max(3, steps * 64 // b)))
+        rows.record(f"variant: batch {b}, C @64px", model_step_rate(base, b, max(3, steps * 64 // b)))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    record("variant: 1 thread, C @64px", model_step_rate(base, batch, steps))
-    torch.set_num_threads(threads)
-    return rows
+    try:
+        rows.record("variant: 1 thread, C @64px", model_step_rate(base, batch, steps))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "artifacts", steps: int = 12,
+              rounds: int = 3, eval_images: int = 1000, checkpoint: str | None = None) -> list[dict]:
+    """Measure and print every figure; returns the rows. ``checkpoint`` (default: the study's final model) is the
+    model evaluated and trained."""
+    study = prepare_study(profile, data_dir, artifacts_dir)
+    batch = study.recipe.batch_size
+    final, chosen, sigma, notes = study_choices(study)
+    if checkpoint is not None:
+        final = load_checkpoint(checkpoint)[0].spec
+        notes = [n for n in notes if "data.json" in n] + [f"the model is {checkpoint}, as asked"]
+    checkpoint = checkpoint or chosen
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch}, native bf16: "
+          f"{bf16_is_fast('cpu')}; final model {final.name} @{final.resolution}px, sigma {sigma:.3f}")
+    for note in notes:
+        print(f"note: {note}")
+    rows = Rows()
+    bench_training(rows, study, final, steps)
+    bench_evaluation(rows, study, final, sigma, checkpoint, steps, rounds, eval_images)
+    bench_scaling(rows, batch, steps, rounds)
+    bench_variants(rows, batch, steps)
+    return list(rows)

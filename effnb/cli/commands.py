@@ -7,9 +7,13 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
+
+from effnb.cli.options import data_args, positive_float, positive_int, print_json
+from effnb.cli.train import TRAIN_PRECEDENCE, add_train_args, cmd_train
+
+__all__ = ["TRAIN_PRECEDENCE", "build_parser", "main", "positive_float", "positive_int", "print_json"]
 
 DEBUG_ENV = "EFFNB_DEBUG"
 
@@ -30,13 +34,6 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(update_readme(args.readme, json.loads(published.read_text()),
                             *(json.loads(path.read_text()) if path.is_file() else None for path in ablations)))
     return 0
-
-
-def print_json(data, indent: int | None = None) -> None:
-    """Print ``data`` as strict JSON: NaN and infinities become null (see :func:`effnb.utils.atomic.json_safe`)."""
-    from effnb.utils.atomic import json_safe
-
-    print(json.dumps(json_safe(data), indent=indent, allow_nan=False))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -127,99 +124,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAIN_PRECEDENCE = ("Precedence, lowest first: built-in defaults < the recipe (--recipe, else the profile's) < "
-                    "the --config JSON file < flags given on the command line. --config keys are the long option "
-                    "names with '_' for '-' (e.g. {\"recipe\": \"seed\", \"batch_size\": 32}).")
-
-
-def positive(kind: type) -> Callable[[str], float]:
-    """An argparse type for a positive ``kind`` (int or float)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be a positive {'integer' if kind is int else 'number'}, got {value}")
-        return value
-    return parse
-
-
-positive_int, positive_float = positive(int), positive(float)
-
-
-def train_options(args: argparse.Namespace) -> dict:
-    """``effnb train``'s options merged as documented in :data:`TRAIN_PRECEDENCE` (the recipe is applied later).
-
-    ``args`` holds only the flags given (the train parser's defaults are suppressed and kept in ``args.defaults``).
-    A --config key that is unknown or has the wrong type is a ValueError naming it.
-    """
-    actions = {a.dest: a for a in args.parser._actions if a.dest not in ("help", "config")}
-    options = dict(args.defaults)
-    config_file = getattr(args, "config", None)
-    if config_file:
-        try:
-            config = json.loads(Path(config_file).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read --config {config_file}: {exc}") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"--config {config_file} must hold one JSON object")
-        unknown = sorted(set(config) - set(actions))
-        if unknown:
-            raise ValueError(f"--config {config_file}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(actions))}")
-        for key, value in config.items():
-            action = actions[key]
-            try:
-                if isinstance(action, argparse._StoreTrueAction):
-                    if not isinstance(value, bool):
-                        raise argparse.ArgumentTypeError("must be true or false")
-                elif action.type is None:
-                    if not isinstance(value, str):
-                        raise argparse.ArgumentTypeError("must be a string")
-                else:
-                    if isinstance(value, bool) or not isinstance(value, (int, float)):
-                        raise argparse.ArgumentTypeError("must be a number")
-                    value = action.type(str(value))
-                if action.choices and value not in action.choices:
-                    raise argparse.ArgumentTypeError(f"choose one of {', '.join(map(str, action.choices))}")
-            except (argparse.ArgumentTypeError, ValueError) as exc:
-                raise ValueError(f"--config {config_file}: {key}: {exc} (got {value!r})") from None
-            options[key] = value
-    options.update({dest: getattr(args, dest) for dest in actions if hasattr(args, dest)})
-    return options
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from effnb.nn.model import BASELINES
-    from effnb.nn.scaling import scale
-    from effnb.study.context import prepare_study
-    from effnb.study.profiles import get_profile
-    from effnb.train.experiments import run_experiment
-    from effnb.train.recipes import get_recipe
-    from effnb.utils.device import pick_device
-
-    o = train_options(args)
-    device = pick_device(o["device"])  # refused before the images are decoded when unknown or unavailable
-    recipe = get_recipe(o["recipe"] or get_profile(o["profile"]).recipe)
-    recipe = recipe.with_changes(**{k: o[k] for k in ("lr", "batch_size") if o[k] is not None})
-    study = prepare_study(o["profile"], o["data_dir"], o["artifacts_dir"], o["seed"])
-    study.recipe = recipe
-    spec = scale(BASELINES[o["baseline"]], o["alpha"], o["beta"], o["gamma"], o["phi"])
-    if o["resolution"]:
-        spec = replace(spec, resolution=o["resolution"])
-    if o["final"]:
-        exp = study.final_experiment(spec, o["epochs"])
-    else:
-        exp = study.selection_experiment(spec, o["epochs"])
-    result = run_experiment(exp, study.cache, study.artifacts_dir, device)
-    print_json({k: result[k] for k in ("name", "params", "flops", "train_seconds", "checkpoint")} |
-               {"recipe": study.recipe.name, "train_config": result["train_config"], "eval": result.get("eval")},
-               indent=2)
-    return 0
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     from effnb.cli.bench import run_bench
 
@@ -245,7 +149,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def cmd_export_split(args: argparse.Namespace) -> int:
-    from effnb.data.images import check_empty_target, link_images
+    from effnb.data.index import check_empty_target, link_images
     from effnb.study.context import prepare_study
 
     check_empty_target(args.to)  # before the images are decoded
@@ -256,17 +160,7 @@ def cmd_export_split(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="effnb", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def data_args(p: argparse.ArgumentParser, profile: bool = True) -> None:
-        p.add_argument("--data-dir", help="class-per-folder images (PetImages); default $EFFNB_DATA_DIR, else download")
-        p.add_argument("--artifacts-dir", default="artifacts", help="where results, checkpoints and caches go")
-        p.add_argument("--seed", type=int, default=0)
-        if profile:
-            p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "full"])
-
+def _add_study(sub) -> None:
     p = sub.add_parser("study", help="run the six notebooks with papermill and render the HTML reports")
     data_args(p)
     p.add_argument("--reports-dir", default="reports")
@@ -275,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", help="rewrite this README's generated results and profiles blocks afterwards")
     p.set_defaults(func=cmd_study)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a class-per-folder directory")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data-dir", required=True)
@@ -283,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="classify image files and folders with a checkpoint")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders (searched recursively)")
@@ -293,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="also write one row per file (predictions and errors) to FILE")
     p.set_defaults(func=cmd_predict)
 
+
+def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX, verified with ONNX Runtime on real images")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--onnx", required=True, metavar="OUT.onnx")
@@ -304,26 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_export)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train one experiment (resumable; a finished one is read back)",
                        epilog=TRAIN_PRECEDENCE)
-    data_args(p)
-    p.add_argument("--config", help="JSON file with any of the options below")
-    p.add_argument("--recipe", help="training recipe from effnb.train.recipes (default: the profile's)")
-    p.add_argument("--epochs", type=positive_float, help="budget in equivalent epochs (default: the profile's)")
-    p.add_argument("--lr", type=positive_float, help="peak learning rate (default: the recipe's)")
-    p.add_argument("--batch-size", type=positive_int, help="default: the recipe's")
-    p.add_argument("--resolution", type=positive_int, help="training resolution k_train (default: the scaled spec's)")
-    p.add_argument("--baseline", default="C", choices=["A", "B", "C"])
-    p.add_argument("--alpha", type=float, default=1.2)
-    p.add_argument("--beta", type=float, default=1.05)
-    p.add_argument("--gamma", type=float, default=1.23)
-    p.add_argument("--phi", type=float, default=0)
-    p.add_argument("--final", action="store_true", help="the final-model budget instead of the selection budget")
-    p.add_argument("--device")
-    p.set_defaults(func=cmd_train, parser=p, defaults={a.dest: a.default for a in p._actions if a.dest != "help"})
-    for action in p._actions:  # only flags actually given reach the namespace, so they can win over --config
-        action.default = argparse.SUPPRESS
+    add_train_args(p)  # declared in effnb.cli.train's table, which also checks --config
+    p.set_defaults(func=cmd_train)
 
+
+def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="training and data-pipeline throughput on this machine")
     data_args(p)
     p.add_argument("--steps", type=positive_int, default=40, help="timed steps per measurement")
@@ -332,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="the model to measure (default: the study's final model in --artifacts-dir)")
     p.set_defaults(func=cmd_bench)
 
+
+def _add_ablate(sub) -> None:
     p = sub.add_parser("ablate", help="train each recipe variant at one fixed budget; write reports/ablation.md")
     data_args(p)
     p.add_argument("--epochs", type=positive_float, help="budget in equivalent epochs at 64 px (default 6); with --phi, "
@@ -345,11 +236,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.set_defaults(func=cmd_ablate)
 
+
+def _add_export_split(sub) -> None:
     p = sub.add_parser("export-split", help="link one split's images into a new (or empty) class-per-folder directory")
     data_args(p)
     p.add_argument("--split", default="test2", choices=["train", "test", "test2"])
     p.add_argument("--to", required=True)
     p.set_defaults(func=cmd_export_split)
+
+
+SUBCOMMANDS = (_add_study, _add_evaluate, _add_predict, _add_export, _add_train, _add_bench, _add_ablate,
+               _add_export_split)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="effnb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
@@ -362,19 +266,25 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    import torch
-
-    from effnb.data.images import DataError
-    from effnb.report.execute import NotebookFailed
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """The errors reported as one line with exit 2. ``NotebookFailed`` is looked up only once ``effnb study`` has
+    imported its module: importing effnb.report loads the notebooks' display libraries (IPython among them)."""
+    from effnb.data.errors import DataError
     from effnb.study.context import StageMissing
     from effnb.train.checkpoint import CheckpointError
     from effnb.train.fit import TrainingDiverged
     from effnb.utils.atomic import FolderBusy
 
+    execute = sys.modules.get("effnb.report.execute")
+    notebook = (execute.NotebookFailed,) if execute is not None else ()
+    return (CheckpointError, DataError, TrainingDiverged, *notebook, StageMissing, FolderBusy, ValueError, OSError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+
     prefix = f"effnb {args.command}"
-    known = (CheckpointError, DataError, TrainingDiverged, NotebookFailed, StageMissing, FolderBusy, ValueError, OSError)
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *_, **__: print(f"{prefix}: warning: {message}", file=sys.stderr)
         try:
@@ -385,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         except (MemoryError, torch.cuda.OutOfMemoryError) as exc:
             print(f"{prefix}: error: out of memory ({_one_line(exc)}): try a smaller resolution", file=sys.stderr)
             return 2
-        except known as exc:
+        except _known_errors() as exc:  # evaluated as the error is matched, after the command ran
             print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
             return 2
         except Exception as exc:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from effnb.data.images import CACHE_ENV, DataError, build_cache, cache_home
+from effnb.data.cache import CACHE_ENV, build_cache, cache_home
+from effnb.data.errors import DataError
 from effnb.data.transforms import image_test_size
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.feed import Feed, check_resolution
@@ -37,7 +38,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, k_test: in
 
     Class folders are matched case-insensitively to the checkpoint's classes. ``k_test`` overrides the
     checkpoint's test resolution (then ``k_image_test = image_test_size(k_test)``). The decoded images are
-    cached under ``cache_root`` (default ``cache_home()/eval``, see :func:`effnb.data.images.cache_home`). The device,
+    cached under ``cache_root`` (default ``cache_home()/eval``, see :func:`effnb.data.cache.cache_home`). The device,
     the checkpoint and ``k_test`` are checked before any image is decoded.
     """
     torch_device = pick_device(device)

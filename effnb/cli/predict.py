@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 from effnb.cli.evaluate import eval_sizes
-from effnb.data.images import IMAGE_EXTENSIONS, ImageCache, decode_resized
+from effnb.data.cache import ImageCache
+from effnb.data.decode import decode_resized
+from effnb.data.index import IMAGE_EXTENSIONS
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.feed import Feed
 from effnb.train.inference import predict

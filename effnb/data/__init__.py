@@ -1,14 +1,16 @@
 """Images in, tensors out: the image index and decoded cache, splits, the real archive, crops, FixRes arithmetic."""
+from effnb.data.cache import ImageCache, build_cache
 from effnb.data.download import resolve_data_dir
+from effnb.data.errors import DataError
 from effnb.data.fixres import (
-                               expected_sigma,
-                               recommended_test_resolution,
-                               resolution_ratio,
-                               sigma_distribution,
+           expected_sigma,
+           recommended_test_resolution,
+           resolution_ratio,
+           sigma_distribution,
 )
-from effnb.data.images import DataError, ImageCache, build_cache, make_splits, subset
+from effnb.data.splits import make_splits, subset
 from effnb.data.transforms import P_RANGE, eval_batch, image_test_size, train_batch
 
-__all__ = ["DataError", "ImageCache", "P_RANGE", "build_cache", "eval_batch", "expected_sigma", "image_test_size",
+__all__ = ["P_RANGE", "DataError", "ImageCache", "build_cache", "eval_batch", "expected_sigma", "image_test_size",
            "make_splits", "recommended_test_resolution", "resolution_ratio", "resolve_data_dir",
            "sigma_distribution", "subset", "train_batch"]

@@ -12,7 +12,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from effnb.data.images import DataError, cache_home
+from effnb.data.cache import cache_home
+from effnb.data.errors import DataError
 from effnb.utils.atomic import (
     LOCK_FILE,
     ensure_dir,
@@ -34,14 +35,6 @@ SHA256_ENV = "EFFNB_ARCHIVE_SHA256"
 ENTRY_PATTERN = re.compile(r"^PetImages/(Cat|Dog)/\d+\.jpg$")
 EXTRACTED_MARKER = ".effnb_extracted"
 _CHUNK = 1 << 20
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_recorded_sha(zip_path: Path) -> str | None:

@@ -40,13 +40,10 @@ CPU), so results are deterministic given its state.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -178,61 +175,3 @@ def eval_batch(images_u8: Tensor, hw: Tensor, k_test: int, k_image_test: int | N
     """Apply the evaluation preprocessing to a canvas batch: normalised ``[B, 3, k_test, k_test]``."""
     x = crop_resize(images_u8, eval_boxes(hw, k_test, k_image_test), k_test)
     return normalize(x).contiguous(memory_format=torch.channels_last)
-
-
-def _to_uint8_chw(image: Tensor | Image.Image) -> Tensor:
-    if isinstance(image, Image.Image):
-        return TF.pil_to_tensor(image.convert("RGB"))
-    return image.as_subclass(Tensor)
-
-
-class TrainCrop:
-    """Single-image version of :func:`train_batch` (uint8 ``[3, H, W]`` tensor or PIL image).
-
-    Returns ``(normalised float [3, size, size], proportion used)``. ``options`` are those of ``train_batch``
-    (``p_range``, ``brightness``, ``saturation``, ``flip``); it consumes the generator exactly like
-    ``train_batch`` on a batch of one image.
-    """
-
-    def __init__(self, size: int, generator: torch.Generator | None = None, **options: Any) -> None:
-        self.size = size
-        self.generator = generator
-        self.kwargs = options
-
-    def __call__(self, image: Tensor | Image.Image) -> tuple[Tensor, float]:
-        img = _to_uint8_chw(image)
-        hw = torch.tensor([img.shape[-2:]])
-        x, proportions = train_batch(img[None], hw, self.size, self.generator, **self.kwargs)
-        return x[0], float(proportions[0])
-
-    def __repr__(self) -> str:
-        return f"TrainCrop({', '.join(f'{k}={v}' for k, v in {'size': self.size, **self.kwargs}.items())})"
-
-
-class EvalTransform:
-    """The evaluation preprocessing for one image, built from ``torchvision.transforms.v2``.
-
-    Resize (shorter side ``k_image_test``, antialiased) -> CenterCrop(k_image_test)
-    -> CenterCrop(k_test) -> float 0..1 -> ImageNet normalisation. Accepts a uint8
-    ``[3, H, W]`` tensor or a PIL image; returns a plain float tensor ``[3, k_test, k_test]``.
-    """
-
-    def __init__(self, k_test: int, k_image_test: int | None = None) -> None:
-        self.k_test = k_test
-        self.k_image_test = k_image_test or image_test_size(k_test)
-        self.transform = v2.Compose(
-            [
-                v2.ToImage(),
-                v2.Resize(self.k_image_test, antialias=True),
-                v2.CenterCrop(self.k_image_test),
-                v2.CenterCrop(k_test),
-                v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-            ]
-        )
-
-    def __call__(self, image: Tensor | Image.Image) -> Tensor:
-        return self.transform(_to_uint8_chw(image)).as_subclass(Tensor)
-
-    def __repr__(self) -> str:
-        return f"EvalTransform(k_test={self.k_test}, k_image_test={self.k_image_test})"

@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
+from effnb.data.cache import ImageCache
 from effnb.data.fixres import apparent_object_scale
-from effnb.data.images import ImageCache
 from effnb.data.transforms import crop_resize, eval_boxes, image_test_size
 from effnb.nn.flops import scaling_table
 from effnb.nn.model import NetSpec

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from effnb.data.fixres import estimate_sigma, recommended_test_resolution
-from effnb.data.images import subset
+from effnb.data.splits import subset
 from effnb.nn.model import BASELINES, NetSpec
 from effnb.nn.scaling import SEED_GRID, scale
 from effnb.study.context import Study

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from effnb.data.images import ImageCache
+from effnb.data.cache import ImageCache
 from effnb.data.transforms import image_test_size
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.feed import Feed

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Markdown, display
 
 from effnb import __version__
+from effnb.data.cache import ImageCache, build_cache
 from effnb.data.download import resolve_data_dir
-from effnb.data.images import ImageCache, build_cache, make_splits, subset
+from effnb.data.splits import make_splits, subset
 from effnb.nn.model import NetSpec
 from effnb.study.profiles import Profile, get_profile
 from effnb.train.experiments import Experiment
@@ -131,6 +131,8 @@ class Study:
 
     def conclude(self, stage: str, results: dict, findings: list[str]) -> None:
         """A notebook's last call: write its results and findings for the next notebooks, and show the findings."""
+        from IPython.display import Markdown, display  # lazily: the CLI imports this module without IPython
+
         write_stage(self.artifacts_dir, stage, {"run": self.run_info(), **results, "findings": findings})
         display(Markdown("\n".join(f"- {line}" for line in findings)))
 
@@ -218,6 +220,8 @@ def open_study(stage: str, profile: str | Profile, data_dir: str | Path | None, 
                seed: int = 0) -> Study:
     """Every notebook's first call: check the earlier notebooks ran, prepare the data, pick the device, and state
     the run (profile, data, hardware, versions) once at the top of the report."""
+    from IPython.display import Markdown, display  # lazily: the CLI imports this module without IPython
+
     for earlier in list(NOTEBOOKS)[:list(NOTEBOOKS).index(stage)]:
         read_stage(artifacts_dir, earlier)
     with contextlib.redirect_stdout(sys.stderr):  # the cache's own summary: on the terminal, not in the report

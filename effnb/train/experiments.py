@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from effnb.data.images import ImageCache
+from effnb.data.cache import ImageCache
 from effnb.data.transforms import image_test_size
 from effnb.nn.flops import count_flops, count_params
 from effnb.nn.model import NetSpec, build_model

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from effnb.data.images import ImageCache
+from effnb.data.cache import ImageCache
 from effnb.data.transforms import P_RANGE, eval_batch, train_batch
 
 # evaluation batch of the fast path, measured by ``effnb bench`` (its "batch 256" and "batch 64" rows): a small

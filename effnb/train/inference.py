@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 
-from effnb.data.images import ImageCache
+from effnb.data.cache import ImageCache
 from effnb.data.transforms import image_test_size
 from effnb.train.feed import EVAL_BATCH, Feed
 from effnb.train.modes import autocast
