@@ -123,6 +123,54 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
+def should_stop(state: TrainState, row: dict, patience: int | None) -> bool:
+    """Early stopping: count epochs without a better validation loss in ``state``; True after ``patience`` of them."""
+    if patience is None or "val_loss" not in row:
+        return False
+    if row["val_loss"] < state.best_val_loss:
+        state.best_val_loss, state.bad_epochs = row["val_loss"], 0
+        return False
+    state.bad_epochs += 1
+    return state.bad_epochs >= patience
+
+
+def train_one_epoch(model: nn.Module, feed: Feed, opt: torch.optim.Optimizer, sched, ema: AveragedModel | None,
+                    config: TrainConfig, device: torch.device, *, drop_last: bool, generator: torch.Generator,
+                    progress: bool, desc: str, total: int, where: str) -> tuple[float, int, int, float]:
+    """One pass over ``feed`` (shuffled by ``generator``): the summed loss, correct count, images and seconds.
+
+    ``sched`` steps after every batch when given (None: the caller steps it once per epoch). A NaN or infinite
+    loss raises :class:`TrainingDiverged` with ``where`` in its message, before the step is taken.
+    """
+    loss_sum = correct = seen = 0
+    start = time.perf_counter()
+    bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False)
+    for x, y in feed.batches(generator, shuffle=True, drop_last=drop_last):
+        x, y = x.to(device, non_blocking=True), y.to(device)
+        with autocast(device, config.bf16):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+        if not torch.isfinite(loss):
+            bar.close()
+            raise TrainingDiverged(f"loss became {loss.item()} {where}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        if sched is not None:
+            sched.step()
+        n = len(y)
+        loss_sum += loss.item() * n
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += n
+        bar.update(n)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                        img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    bar.close()
+    return loss_sum, correct, seen, time.perf_counter() - start
+
+
 def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None = None, seed: int = 0,
         device: torch.device | str = "cpu", state: TrainState | None = None,
         on_epoch_end: Callable[[nn.Module, TrainState, object, object], None] | None = None,
@@ -156,35 +204,11 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
         if train.mode == "train":
             size, p_range = config.epoch_plan(epoch, train.size)
             feed = replace(train, size=size, p_range=p_range)
-        loss_sum = correct = seen = 0
-        start = time.perf_counter()
-        bar = tqdm(total=steps * train.batch_size, desc=f"epoch {epoch + 1}/{config.epochs} @{feed.size}px",
-                   unit="img", disable=not progress, leave=False)
-        for x, y in feed.batches(gen, shuffle=True, drop_last=len(train) >= train.batch_size):
-            x, y = x.to(device, non_blocking=True), y.to(device)
-            with autocast(device, config.bf16):
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-            if not torch.isfinite(loss):
-                bar.close()
-                raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch + 1}; "
-                                       f"the last good checkpoint (epoch {state.epoch}) is kept")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            if per_batch_schedule:
-                sched.step()
-            n = len(y)
-            loss_sum += loss.item() * n
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += n
-            bar.update(n)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
-        bar.close()
-        elapsed = time.perf_counter() - start
+        loss_sum, correct, seen, elapsed = train_one_epoch(
+            model, feed, opt, sched if per_batch_schedule else None, ema, config, device,
+            drop_last=len(train) >= train.batch_size, generator=gen, progress=progress,
+            desc=f"epoch {epoch + 1}/{config.epochs} @{feed.size}px", total=steps * train.batch_size,
+            where=f"in epoch {epoch + 1}; the last good checkpoint (epoch {state.epoch}) is kept")
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                "lr": opt.param_groups[0]["lr"], "size": feed.size, "img_per_s": seen / elapsed, "seconds": elapsed}
         if ema is not None:
@@ -198,13 +222,7 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
         state.epoch = epoch + 1
         if progress:
             tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        stop = False
-        if config.early_stopping is not None and "val_loss" in row:
-            if row["val_loss"] < state.best_val_loss:
-                state.best_val_loss, state.bad_epochs = row["val_loss"], 0
-            else:
-                state.bad_epochs += 1
-                stop = state.bad_epochs >= config.early_stopping
+        stop = should_stop(state, row, config.early_stopping)
         if on_epoch_end is not None:
             on_epoch_end(model, state, opt, sched)
         if stop:
