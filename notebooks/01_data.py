@@ -82,7 +82,7 @@ images = torch.from_numpy(cache.images[examples].copy())
 example_hw = torch.from_numpy(hw[examples])
 gen = torch.Generator().manual_seed(seed)
 views = [eval_batch(images, example_hw, k_train)] + [
-    train_batch(images, example_hw, k_train, generator=gen, p_range=study.recipe.p_range)[0] for _ in range(3)]
+    train_batch(images, example_hw, k_train, generator=gen, p_range=study.recipe.train.p_range)[0] for _ in range(3)]
 titles = [cache.classes[cache.labels[i]] for i in examples]
 show_images(torch.cat(views), titles * 4, ncols=8, title="row 1: test view; rows 2-4: random training crops")
 
@@ -96,7 +96,7 @@ show_images(torch.cat(views), titles * 4, ncols=8, title="row 1: test view; rows
 # seed's 64 px; notebook 05 computes the test resolution for the final model's own training resolution.
 
 # %%
-crop = study.recipe.p_range
+crop = study.recipe.train.p_range
 proportions = sigma_distribution(hw[splits["train"]], crop, draws_per_image=4, seed=seed)
 sigma, sigma_se = float(proportions.mean()), float(proportions.std(ddof=1) / np.sqrt(len(proportions)))
 sigma_exact = expected_sigma(hw[splits["train"]], crop)

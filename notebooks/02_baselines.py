@@ -58,7 +58,7 @@ for name, spec in BASELINES.items():
 # The study follows the seed's choice unless this run shows, beyond the noise, that another baseline is better.
 
 # %%
-sigma = study.stage("data")["sigma"]
+sigma = study.output("data")["sigma"]
 rule = DecisionRule("which baseline to scale", seed_study.CHOSEN_BASELINE.value, "the seed's choice")
 display(Markdown(f"{rule.statement()} {measurement(study, sigma)}"))
 

@@ -40,8 +40,8 @@ from effnb.report import plot_learning_curves, plot_selection, results_frame, sc
 from effnb.study import DecisionRule, format_accuracy, measurement, open_study, select
 
 study = open_study("grid", profile, data_dir, artifacts_dir, seed)
-base = BASELINES[study.stage("baselines")["chosen"]]
-phi = study.profile.grid_phi
+base = BASELINES[study.output("baselines")["chosen"]]
+phi = study.profile.selection.grid_phi
 
 # %% [markdown]
 # ## Explore the scaling rule
@@ -57,7 +57,7 @@ display(scaling_table(base, 1.2, 1.05, 1.23, 4))
 # The study scales with the seed's α, β, γ unless this run shows, beyond the noise, that another candidate is better.
 
 # %%
-sigma = study.stage("data")["sigma"]
+sigma = study.output("data")["sigma"]
 incumbent = f"experiment {seed_study.CHOSEN_GRID_EXPERIMENT.value}"
 rule = DecisionRule("which α, β, γ to scale with", incumbent, "the seed's choice")
 display(Markdown(f"{rule.statement()} {measurement(study, sigma)}"))

@@ -37,13 +37,13 @@ from IPython.display import Markdown, display
 
 from effnb.nn import NetSpec, scale, scaling_table
 from effnb.report import plot_accuracy_vs_flops, plot_learning_curves, results_frame
-from effnb.study import format_accuracy, measure_candidate, open_study
+from effnb.study import BaselinesOutput, format_accuracy, measure_candidate, open_study
 from effnb.train import run_experiment
 
 study = open_study("scaling", profile, data_dir, artifacts_dir, seed)
 p = study.profile
-baselines, grid = study.stage("baselines"), study.stage("grid")
-base_result, grid_result = baselines["results"][baselines["chosen"]], grid["result"]
+baselines, grid = study.output("baselines", BaselinesOutput), study.output("grid")
+base_result, grid_result = baselines.chosen_result.raw, grid["result"]
 base = NetSpec.from_dict(base_result["spec"])
 alpha, beta, gamma = grid["alpha"], grid["beta"], grid["gamma"]
 
@@ -52,9 +52,9 @@ alpha, beta, gamma = grid["alpha"], grid["beta"], grid["gamma"]
 # Resolution, layers and channels per stage, parameters and forward FLOPs (multiply-add = 2) for each φ.
 
 # %%
-display(scaling_table(base, alpha, beta, gamma, max(4, p.final_phi)))
-final_spec = scale(base, alpha, beta, gamma, p.final_phi)
-display(Markdown(f"The final model, φ = {p.final_phi}:"))
+display(scaling_table(base, alpha, beta, gamma, max(4, p.final.phi)))
+final_spec = scale(base, alpha, beta, gamma, p.final.phi)
+display(Markdown(f"The final model, φ = {p.final.phi}:"))
 display(pd.DataFrame(final_spec.table()).set_index("stage"))
 
 # %% [markdown]
@@ -64,10 +64,10 @@ display(pd.DataFrame(final_spec.table()).set_index("stage"))
 # same number of epochs and measured the same way.
 
 # %%
-phis = [0, grid["phi"], *sorted(set(p.scaling_phis) - {0, grid["phi"]})]
-sigma = study.stage("data")["sigma"]
+phis = [0, grid["phi"], *sorted(set(p.selection.scaling_phis) - {0, grid["phi"]})]
+sigma = study.output("data")["sigma"]
 runs = [base_result, grid_result] + [
-    measure_candidate(study, scale(base, alpha, beta, gamma, phi), p.select_epochs, sigma)
+    measure_candidate(study, scale(base, alpha, beta, gamma, phi), p.selection.epochs, sigma)
     for phi in phis[2:]]
 curve = results_frame(runs)
 curve.insert(0, "phi", phis)
@@ -90,7 +90,7 @@ fig = plot_learning_curves([final])
 # %%
 first, last = curve.iloc[0], curve.iloc[-1]
 study.conclude("scaling", {
-    "phi": p.final_phi, "alpha": alpha, "beta": beta, "gamma": gamma, "spec": final_spec.to_dict(),
+    "phi": p.final.phi, "alpha": alpha, "beta": beta, "gamma": gamma, "spec": final_spec.to_dict(),
     "checkpoint": final["checkpoint"], "eval": final["eval"], "train_seconds": final["train_seconds"],
     "curve": curve.reset_index().to_dict(orient="records"),
 }, [
@@ -98,7 +98,7 @@ study.conclude("scaling", {
     f"{last['MFLOPs (2/MAC)'] / first['MFLOPs (2/MAC)']:.1f} ({first['MFLOPs (2/MAC)']:.1f} → "
     f"{last['MFLOPs (2/MAC)']:.1f} MFLOPs) and moves accuracy from {first['test acc %']:.2f} % to "
     f"{last['test acc %']:.2f} %.",
-    f"The final model (φ = {p.final_phi}, {final_spec.resolution} px, {final['params']:,} parameters) trained "
+    f"The final model (φ = {p.final.phi}, {final_spec.resolution} px, {final['params']:,} parameters) trained "
     f"{len(final['history'])} epoch(s) on {final['n_train']:,} images in {final['train_seconds'] / 60:.1f} min and "
     f"reaches {format_accuracy(final['eval']['accuracy'], final['eval']['n'])} on `test` at its training resolution.",
 ])

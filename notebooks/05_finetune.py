@@ -50,7 +50,7 @@ from effnb.train import Feed, evaluate, load_checkpoint, resolution_sweep, run_e
 
 study = open_study("finetune", profile, data_dir, artifacts_dir, seed)
 p = study.profile
-sigma, scaling = study.stage("data")["sigma"], study.stage("scaling")
+sigma, scaling = study.output("data")["sigma"], study.output("scaling")
 spec = NetSpec.from_dict(scaling["spec"])
 k_train = spec.resolution
 k_test, k_image_test = recommended_test_resolution(k_train, sigma)
@@ -74,9 +74,9 @@ display(Markdown(f"{rule_k.statement()} Each resolution is measured on the same 
 # its batch-norm statistics re-estimated there (on the decision images).
 
 # %%
-k_tests = sorted({int(round(k_train * f)) for f in p.sweep_factors} | {k_formula})
+k_tests = sorted({int(round(k_train * f)) for f in p.fixres.sweep_factors} | {k_formula})
 model, _ = load_checkpoint(scaling["checkpoint"])
-sweep_idx = subset(study.splits["test"], p.sweep_n, seed)
+sweep_idx = subset(study.splits["test"], p.fixres.sweep_n, seed)
 curves = {"trained": resolution_sweep(model, study.cache, sweep_idx, k_tests, device=study.device)}
 recalibrated = resolution_sweep(model, study.cache, decision_idx, k_tests, device=study.device, per_image=True,
                                 recalibrate_on=recal_idx)

@@ -39,14 +39,14 @@ from IPython.display import Markdown, display
 
 from effnb import seed_study
 from effnb.report import plot_hardest_images, plot_prediction_grid, prediction_browser, show_explorer, show_images, show_jpeg
-from effnb.study import FIXRES_STEPS, accuracy_interval, describe_hardest, format_accuracy, image_statistics, open_study, predict_models, provenance, read_test2
+from effnb.study import FIXRES_STEPS, BaselinesOutput, FinetuneOutput, accuracy_interval, describe_hardest, format_accuracy, image_statistics, open_study, predict_models, provenance, read_test2
 from effnb.train import Feed
 
 study = open_study("final", profile, data_dir, artifacts_dir, seed)
-scaling, ft = study.stage("scaling"), study.stage("finetune")
+scaling, ft = study.output("scaling"), study.output("finetune", FinetuneOutput)
 test2 = read_test2(study)  # the one place the study reads its final split
-k_train = ft["k_train"]
-preprocessing = {"k_test": ft["k_test"], "k_image_test": ft["k_image_test"]}  # they travel together
+k_train = ft.k_train
+preprocessing = {"k_test": ft.k_test, "k_image_test": ft.k_image_test}  # they travel together
 
 # %% [markdown]
 # ## The FixRes pipeline on `test2`
@@ -56,12 +56,12 @@ preprocessing = {"k_test": ft["k_test"], "k_image_test": ft["k_image_test"]}  # 
 # %%
 steps = {"trained": (scaling["checkpoint"], {"k_test": k_train, "k_image_test": None}),
          "larger_test": (scaling["checkpoint"], preprocessing)} | \
-        {vid: (v["checkpoint"], preprocessing) for vid, v in ft["variants"].items()}
+        {vid: (v.checkpoint, preprocessing) for vid, v in ft.variants.items()}
 test2_predictions = predict_models(steps, study.cache, test2, study.device)  # kept for the errors and the analysis
 rows = {r["id"]: {**r, "label": FIXRES_STEPS[r["id"]],
-                  "extra_seconds": ft["variants"][r["id"]]["train_seconds"] if r["id"] in ft["variants"] else 0.0}
+                  "extra_seconds": ft.variants[r["id"]].train_seconds if r["id"] in ft.variants else 0.0}
         for r in test2_predictions.rows}
-chosen = rows[ft["chosen_step"]]
+chosen = rows[ft.chosen_step]
 # Horizontal-flip test-time augmentation, declared here before any test2 result: one more row for the chosen
 # model, each image's logits averaged with its mirror's (twice the evaluation cost, no training).
 tta = {**predict_models({"tta": steps[chosen["id"]]}, study.cache, test2, study.device, tta=True).rows[0],
@@ -124,8 +124,8 @@ show_explorer(prediction_browser, browse_images, labels[:256], probs[:256], clas
 # `test2` images, first in split order, then sorted by how many models get them wrong.
 
 # %%
-baselines = study.stage("baselines")["results"]
-everyone = (test2_predictions | predict_models({f"baseline {n}": (r["checkpoint"], None) for n, r in baselines.items()},
+baselines = study.output("baselines", BaselinesOutput).results
+everyone = (test2_predictions | predict_models({f"baseline {n}": (r.checkpoint, None) for n, r in baselines.items()},
                                                study.cache, test2, study.device)).renamed(FIXRES_STEPS)
 fig = plot_prediction_grid(everyone.correct())
 analysis = everyone.summary()
@@ -149,8 +149,8 @@ display(Markdown(describe_hardest(everyone, image_statistics(study.cache, test2)
 # %%
 gain = 100 * (full_ft["accuracy"] - no_ft["accuracy"])
 free = 100 * (rows["larger_test"]["accuracy"] - no_ft["accuracy"])
-decisions = {"baseline": study.stage("baselines")["selection"]["decision"],
-             "grid": study.stage("grid")["selection"]["decision"]} | ft["decisions"]
+decisions = {"baseline": study.output("baselines")["selection"]["decision"],
+             "grid": study.output("grid")["selection"]["decision"]} | ft.decisions
 study.conclude("final", {"test2_images": len(test2), "rows": list(rows.values()), "chosen_step": chosen["id"], "tta": tta,
                          "seed": side.reset_index().to_dict(orient="records"), "decisions": decisions,
                          "provenance": provenance(study),

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from effnb.cli.commands import main
-from effnb.nn.model import BASELINES, build_model
+from effnb.nn.model import BASELINES, EffNet
 from effnb.train.checkpoint import save_checkpoint
 
 TINY_SPEC = dataclasses.replace(BASELINES["C"], resolution=32)
@@ -42,7 +42,7 @@ def make_image_folder(root: Path, per_class: int = 40, size: tuple[int, int] = (
 def save_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     """An untrained baseline C at 32 px, tested at 40 px (image 45 px), cache side 64."""
     torch.manual_seed(seed)
-    return save_checkpoint(path, build_model(TINY_SPEC), TINY_SPEC, list(CLASSES),
+    return save_checkpoint(path, EffNet(TINY_SPEC), TINY_SPEC, list(CLASSES),
                            {"k_train": 32, "k_test": 40, "k_image_test": 45, "cache_side": 64})
 
 

@@ -17,7 +17,7 @@ def test_variants_change_one_lever_each_against_the_reference():
     variants = {v.name: v.recipe for v in default_variants(steps=1000)}
     ref = variants["onecycle"]
     assert variants["linear"].with_changes(schedule="onecycle") == ref
-    assert variants["ema"].with_changes(ema_decay=None) == ref and variants["ema"].ema_decay == 0.99
+    assert variants["ema"].with_changes(ema_decay=None) == ref and variants["ema"].train.ema_decay == 0.99
     assert variants["batch32"].with_changes(batch_size=64) == ref
 
 
@@ -69,6 +69,6 @@ def test_the_default_phi_budget_is_the_minutes_of_the_profiles_final_model():
     from effnb.study.profiles import PROFILES
 
     cpu = PROFILES["cpu"]
-    assert phi2_budget(replace(cpu, final_phi=2, final_epochs=11)) == 11
-    assert phi2_budget(replace(cpu, final_phi=1, final_epochs=23)) == 11  # 23 x 0.48 = 11.04
-    assert phi2_budget(replace(cpu, final_phi=1, final_epochs=1)) == 1  # never zero
+    assert phi2_budget(replace(cpu, final=replace(cpu.final, phi=2, epochs=11))) == 11
+    assert phi2_budget(replace(cpu, final=replace(cpu.final, phi=1, epochs=23))) == 11  # 23 x 0.48 = 11.04
+    assert phi2_budget(replace(cpu, final=replace(cpu.final, phi=1, epochs=1))) == 1  # never zero

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from effnb.cli.bench import eval_paths
-from effnb.nn.model import BASELINES, build_model
+from effnb.nn.model import BASELINES, EffNet
 from effnb.train.feed import EVAL_BATCH, Feed
 from effnb.train.inference import predict
 from effnb.train.onnx_runtime import ort_available
@@ -23,7 +23,7 @@ def test_every_bench_path_runs_and_the_fp32_ones_agree_with_the_plain_path(small
     assert any(o.get("onnx") for o in others) == onnx
     assert {o.get("batch_size", EVAL_BATCH) for o in others} >= {EVAL_BATCH}
     torch.manual_seed(0)
-    model = build_model(BASELINES["C"]).eval()
+    model = EffNet(BASELINES["C"]).eval()
     feed = Feed(small_cache, np.arange(len(small_cache)), 40, "eval", batch_size=100)
     plain, labels = predict(model, feed, progress=False, **reference)
     for label, options in paths.items():

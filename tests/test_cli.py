@@ -12,7 +12,7 @@ from synthetic import TINY_SPEC, make_image_folder, run_cli
 
 from effnb.cli.commands import main
 from effnb.data.cache import build_cache
-from effnb.nn.model import BASELINES, Scaling, build_model
+from effnb.nn.model import BASELINES, EffNet, Scaling
 from effnb.nn.scaling import scale
 from effnb.train.checkpoint import load_checkpoint, save_checkpoint
 from effnb.train.feed import Feed
@@ -39,7 +39,7 @@ def test_evaluate_reports_accuracy_loss_count_and_skipped(checkpoint, lowercase_
     # the same numbers as evaluating the model directly with the checkpoint's preprocessing
     cache = build_cache(lowercase_folder, tmp_path / "direct", side=64)
     model = torch.load(checkpoint, weights_only=True)
-    net = build_model(TINY_SPEC)
+    net = EffNet(TINY_SPEC)
     net.load_state_dict(model["state_dict"])
     expected = evaluate(net, Feed(cache, np.arange(len(cache)), 40, "eval", 45), progress=False)
     assert result["accuracy"] == pytest.approx(expected["accuracy"])
@@ -95,7 +95,7 @@ def test_k_test_must_be_a_positive_integer(bad, checkpoint, lowercase_folder, ca
 def test_a_checkpoint_rebuilds_the_scaled_network_and_says_how_it_was_scaled(tmp_path):
     spec = scale(BASELINES["C"], 1.4, 1.05, 1.14, 1)
     torch.manual_seed(0)
-    net = build_model(spec)
+    net = EffNet(spec)
     path = save_checkpoint(tmp_path / "scaled.pt", net, spec, ["Cat", "Dog"],
                            {"k_train": spec.resolution, "k_test": 90, "k_image_test": 101, "cache_side": 128})
     model, meta = load_checkpoint(path)

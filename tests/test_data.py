@@ -322,15 +322,13 @@ def test_sixteen_bit_grey_keeps_its_top_bits(tmp_path: Path) -> None:
     assert image.unique().tolist() == [40_000 >> 8]  # scaled to 8 bits, not clipped at 255
 
 
-def test_large_jpeg_decoded_at_reduced_scale_matches_full_decode(tmp_path: Path) -> None:
+def test_large_jpeg_is_decoded_at_full_size_then_resized(tmp_path: Path) -> None:
     yy, xx = np.meshgrid(np.linspace(0, 1, 400), np.linspace(0, 1, 100), indexing="ij")
     smooth = np.stack([255 * yy, 255 * xx, 127 + 100 * np.sin(6 * yy)], axis=-1).round().astype(np.uint8)
     path = tmp_path / "tall.jpg"
     Image.fromarray(smooth).save(path, quality=95)
-    drafted, full = decode._decode(path, draft=32)
-    assert full == (400, 100) and tuple(drafted.shape) == (3, 200, 50)  # 1/2 scale: 1/4 would give 25 < 32
-    assert tuple(decode._decode(path)[0].shape) == (3, 400, 100)
-    # min_side is checked on the full size, not on the reduced decode
+    image, full = decode._decode(path)
+    assert full == (400, 100) and tuple(image.shape) == (3, 400, 100)
     resized = decode._load_resized(path, side=32, min_side=90, exif_orientation=True)
     assert tuple(resized.shape) == (3, 32, 8)
     reference = np.asarray(Image.fromarray(smooth).resize((8, 32), Image.Resampling.BOX), dtype=int)

@@ -10,7 +10,7 @@ import torch
 
 import effnb.train.experiments as experiments
 import effnb.train.inference as inference
-from effnb.nn.model import BASELINES, build_model
+from effnb.nn.model import BASELINES, EffNet
 from effnb.train.experiments import Experiment, run_experiment
 from effnb.train.feed import EVAL_BATCH, Feed
 from effnb.train.fit import TrainConfig, TrainingDiverged, fit
@@ -30,7 +30,7 @@ def tiny_experiment(cache, epochs=3, train_options=None, **kw) -> Experiment:
 
 def test_fit_learns_a_two_class_set(small_cache):
     torch.manual_seed(0)
-    model = build_model(SPEC)
+    model = EffNet(SPEC)
     idx = np.arange(len(small_cache))
     state = fit(model, Feed(small_cache, idx, 32, batch_size=8), TrainConfig(epochs=8, lr=3e-3), progress=False)
     assert len(state.history) == 8
@@ -43,7 +43,7 @@ def test_same_seed_same_history(small_cache):
     histories = []
     for _ in range(2):
         torch.manual_seed(1)
-        state = fit(build_model(SPEC), Feed(small_cache, np.arange(len(small_cache)), 32, batch_size=16),
+        state = fit(EffNet(SPEC), Feed(small_cache, np.arange(len(small_cache)), 32, batch_size=16),
                     TrainConfig(epochs=2), seed=3, progress=False)
         histories.append([(h["train_loss"], h["train_acc"]) for h in state.history])
     assert histories[0] == histories[1]
@@ -102,7 +102,7 @@ def _split_state(model):
 
 def test_bn_recalibration_changes_only_bn_buffers(small_cache):
     torch.manual_seed(0)
-    model = build_model(SPEC)
+    model = EffNet(SPEC)
     before, bn_buffers = _split_state(model)
     recalibrate_bn(model, Feed(small_cache, np.arange(len(small_cache)), 48, "eval", batch_size=16), progress=False)
     after = model.state_dict()
@@ -113,7 +113,7 @@ def test_bn_recalibration_changes_only_bn_buffers(small_cache):
 
 def test_head_finetune_changes_only_classifier_and_final_bn(small_cache):
     torch.manual_seed(0)
-    model = build_model(SPEC)
+    model = EffNet(SPEC)
     before, _ = _split_state(model)
     fit(model, Feed(small_cache, np.arange(len(small_cache)), 48, "eval", batch_size=16),
         TrainConfig(epochs=1, lr=1e-2, trainable="head", schedule="constant"), progress=False)
@@ -126,7 +126,7 @@ def test_head_finetune_changes_only_classifier_and_final_bn(small_cache):
 
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_epoch(small_cache):
     torch.manual_seed(0)
-    model = build_model(SPEC)
+    model = EffNet(SPEC)
     saved = []
 
     def poison_after_first_epoch(model, state, opt, sched):
@@ -142,7 +142,7 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_epoch(small_cache):
 
 def test_unknown_trainable_set_is_refused(small_cache):
     with pytest.raises(ValueError, match="trainable"):
-        fit(build_model(SPEC), Feed(small_cache, np.arange(8), 32), TrainConfig(epochs=1, trainable="neck"),
+        fit(EffNet(SPEC), Feed(small_cache, np.arange(8), 32), TrainConfig(epochs=1, trainable="neck"),
             progress=False)
 
 
@@ -196,7 +196,7 @@ def test_resolution_is_bounded_by_the_cache_and_tiny_ones_warn(small_cache):
 
 def _fit(cache, config, batch=16, seed=0, **kw):
     torch.manual_seed(seed)
-    model = build_model(SPEC)
+    model = EffNet(SPEC)
     state = fit(model, Feed(cache, np.arange(len(cache)), 32, batch_size=batch), config, progress=False, **kw)
     return model, state
 
@@ -264,7 +264,7 @@ def test_invalid_train_configs_are_refused(bad):
 def test_bf16_training_runs_the_forward_pass_in_bf16(small_cache):
     dtypes = []
     torch.manual_seed(0)
-    model = build_model(SPEC)
+    model = EffNet(SPEC)
     model.classifier.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype) if m.training else None)
     state = fit(model, Feed(small_cache, np.arange(32), 32, batch_size=16), TrainConfig(epochs=1, bf16=True),
                 progress=False)

@@ -12,7 +12,6 @@ from effnb.nn.model import (
     MBConv,
     NetSpec,
     StageSpec,
-    build_model,
     fused_early,
 )
 from effnb.nn.scaling import scale
@@ -31,7 +30,7 @@ SEED_TABLE_C = [
 @pytest.mark.parametrize("name", sorted(BASELINES))
 @pytest.mark.parametrize("res", [64, 97, 128])
 def test_output_shape(name: str, res: int) -> None:
-    model = build_model(BASELINES[name]).eval()
+    model = EffNet(BASELINES[name]).eval()
     with torch.no_grad():
         out = model(torch.randn(3, 3, res, res))
     assert out.shape == (3, 2)
@@ -60,7 +59,7 @@ def test_stage_short_form_refuses_bad_rows(row: str) -> None:
 
 
 def test_c_modules_match_seed_table() -> None:
-    model = build_model(BASELINES["C"])
+    model = EffNet(BASELINES["C"])
     stem = model.stages.stage1[0]
     assert (stem.in_channels, stem.out_channels) == (3, 12)
     assert (stem.kernel_size, stem.stride) == ((7, 7), (2, 2))
@@ -81,7 +80,7 @@ def test_c_modules_match_seed_table() -> None:
 
 
 def test_c_spatial_size_after_each_stage() -> None:
-    model = build_model(BASELINES["C"]).eval()
+    model = EffNet(BASELINES["C"]).eval()
     sizes: list[int] = []
     for m in model.stages:
         m.register_forward_hook(lambda _m, _i, out: sizes.append(out.shape[-1]))
@@ -102,7 +101,7 @@ def test_param_and_flop_counts_are_those_of_the_original_networks(name: str) -> 
     specs = {**BASELINES, "C-se": NetSpec.from_dict({**BASELINES["C"].to_dict(), "se_ratio": 0.25}),
              "C-a1.2-b1.05-g1.23-phi2": scale(BASELINES["C"], 1.2, 1.05, 1.23, 2)}
     spec = specs[name]
-    assert (count_params(build_model(spec)), count_flops(spec)) == SIZES[name]
+    assert (count_params(EffNet(spec)), count_flops(spec)) == SIZES[name]
 
 
 def test_baseline_design_intent() -> None:
@@ -133,14 +132,14 @@ def test_mbconv_expansion_one_has_no_expand_conv() -> None:
 
 
 def test_convs_have_no_bias() -> None:
-    model = build_model(BASELINES["C"])
+    model = EffNet(BASELINES["C"])
     assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Conv2d))
 
 
 def test_se_adds_parameters() -> None:
     spec = BASELINES["C"]
     with_se = NetSpec.from_dict({**spec.to_dict(), "se_ratio": 0.25})
-    assert count_params(build_model(with_se)) > count_params(build_model(spec))
+    assert count_params(EffNet(with_se)) > count_params(EffNet(spec))
     block = MBConv(8, 8, 3, 1, 6, se_ratio=0.25)
     assert block(torch.randn(2, 8, 6, 6)).shape == (2, 8, 6, 6)
 
@@ -159,7 +158,7 @@ def test_drop_connect_train_vs_eval() -> None:
 
 def test_drop_connect_rate_grows_with_depth() -> None:
     spec = NetSpec.from_dict({**BASELINES["A"].to_dict(), "drop_connect": 0.2})
-    model = build_model(spec)
+    model = EffNet(spec)
     rates = [b.drop.p for b in model.modules() if isinstance(b, MBConv) and b.use_residual]
     assert rates == sorted(rates) and 0 < rates[-1] < 0.2
     x = torch.randn(8, 3, 32, 32)
@@ -185,7 +184,7 @@ def test_invalid_specs() -> None:
         NetSpec("x", (mb, mb, conv))
     with pytest.raises(ValueError):
         StageSpec("mbconv", 4, 1, 8)
-    assert isinstance(build_model(NetSpec("ok", (conv, mb, conv))), EffNet)
+    assert isinstance(EffNet(NetSpec("ok", (conv, mb, conv))), EffNet)
 
 
 def test_fused_mbconv_is_one_full_convolution_where_mbconv_has_expand_and_depthwise() -> None:
@@ -206,7 +205,7 @@ def test_fused_early_turns_the_first_stages_fused_and_keeps_everything_else() ->
     assert [(s.kernel, s.stride, s.channels, s.layers) for s in spec.stages] == \
         [(s.kernel, s.stride, s.channels, s.layers) for s in BASELINES["C"].stages]
     assert spec.table()[1]["operator"] == "Fused-MBConv t=1"
-    model = build_model(scale(spec, 1.2, 1.05, 1.23, 1))  # scaling keeps the op
+    model = EffNet(scale(spec, 1.2, 1.05, 1.23, 1))  # scaling keeps the op
     assert sum(isinstance(m, FusedMBConv) for m in model.modules()) == 2
     assert model(torch.randn(2, 3, 79, 79)).shape == (2, 2)
     assert NetSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from effnb.report.execute import publish_final
-from effnb.study.context import write_stage
+from effnb.report.index import publish_final
+from effnb.study.outputs import write_output
 
 
 def test_publish_keeps_only_the_checkpoints_final_json_names(tmp_path):
@@ -12,7 +12,7 @@ def test_publish_keeps_only_the_checkpoints_final_json_names(tmp_path):
     checkpoint = artifacts / "experiments" / "fixres-full-abc" / "model.pt"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"weights")
-    write_stage(artifacts, "final", {"rows": [{"id": "full", "checkpoint": str(checkpoint)}]})
+    write_output(artifacts, "final", {"rows": [{"id": "full", "checkpoint": str(checkpoint)}]})
     (reports / "models").mkdir(parents=True)
     (reports / "models" / "final-C-phi2-old.pt").write_bytes(b"an earlier run's")
     published = json.loads(publish_final(artifacts, reports).read_text())

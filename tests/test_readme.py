@@ -64,7 +64,7 @@ def test_the_flip_tta_row_follows_the_fixres_rows():
 
 
 def test_the_index_table_ends_with_the_flip_tta_row():
-    from effnb.report.execute import final_table
+    from effnb.report.index import final_table
 
     table = final_table(FINAL)
     rows = len(FINAL["rows"]) + ("tta" in FINAL)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -16,9 +17,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 def test_seed_recipe_is_the_authors_published_code():
     seed = get_recipe("seed")
-    assert (seed.optimizer, seed.lr, seed.schedule, seed.label_smoothing, seed.batch_size, seed.epochs) == \
+    t = seed.train
+    assert (t.optimizer, t.lr, t.schedule, t.label_smoothing, seed.batch_size, seed.epochs) == \
         ("adam", 1e-3, "constant", 0.0, 64, 150)
-    assert seed.p_range == (0.2, 0.7)
+    assert t.p_range == (0.2, 0.7)
 
 
 def test_every_profile_names_a_known_recipe_and_cpu_uses_budget():
@@ -36,12 +38,57 @@ def test_unknown_recipe_and_unknown_field_are_refused():
 
 
 def test_train_config_carries_every_recipe_field():
-    recipe = Recipe("r", "test", optimizer="sgd", lr=0.1, weight_decay=0.01, schedule="linear", epochs=3,
-                    label_smoothing=0.2, p_range=(0.3, 0.8), ema_decay=0.99, bf16=True)
+    recipe = Recipe("r", "test", train=TrainConfig(epochs=0, optimizer="sgd", lr=0.1, weight_decay=0.01,
+                                                   schedule="linear", label_smoothing=0.2, p_range=(0.3, 0.8),
+                                                   ema_decay=0.99, bf16=True), epochs=3)
     assert recipe.train_config(64) == TrainConfig(epochs=3, lr=0.1, optimizer="sgd", weight_decay=0.01,
                                                   schedule="linear", label_smoothing=0.2, p_range=(0.3, 0.8),
                                                   ema_decay=0.99, bf16=True)
     assert recipe.train_config(64, epochs=5, lr=0.5).epochs == 5
+
+
+def _old_train_config(flat: dict, k_train: int, epochs: float | None = None) -> TrainConfig:
+    """Recipe.train_config as it was when a recipe copied TrainConfig's fields one by one from flat fields."""
+    budget = flat["epochs"] if epochs is None else epochs
+    base = TrainConfig(epochs=max(round(budget), 0), lr=flat["lr"], optimizer=flat["optimizer"],
+                       weight_decay=flat["weight_decay"], schedule=flat["schedule"],
+                       label_smoothing=flat["label_smoothing"], p_range=tuple(flat["p_range"]),
+                       p_range_start=tuple(flat["p_range_start"]) if flat["p_range_start"] else None,
+                       size_start=flat["size_start"], ema_decay=flat["ema_decay"], bf16=flat["bf16"])
+    if base.size_start == 1.0 or budget == 0:
+        return base
+    candidates = [replace(base, epochs=n) for n in range(1, 4 * int(budget) + 2)]
+    return min(candidates, key=lambda c: abs(c.equivalent_epochs(k_train) - budget))
+
+
+_ONECYCLE_FLAT = {"name": "onecycle", "about": get_recipe("onecycle").about, "optimizer": "adamw", "lr": 2e-3,
+                  "weight_decay": 0.05, "schedule": "onecycle", "epochs": 25, "batch_size": 64, "label_smoothing": 0.1,
+                  "p_range": (0.2, 0.7), "p_range_start": None, "size_start": 1.0, "ema_decay": None, "bf16": False}
+_OLD_FLAT = {  # Recipe.as_dict() of each recipe before the template: provenance and ablation keys hash it
+    "seed": {**_ONECYCLE_FLAT, "name": "seed", "about": get_recipe("seed").about, "optimizer": "adam", "lr": 1e-3,
+             "weight_decay": 0.0, "schedule": "constant", "epochs": 150, "label_smoothing": 0.0},
+    "onecycle": _ONECYCLE_FLAT,
+    "budget": {**_ONECYCLE_FLAT, "name": "budget", "about": get_recipe("budget").about, "batch_size": 32,
+               "p_range": (0.4, 0.9), "p_range_start": (0.6, 1.0), "size_start": 0.5},
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_template_recipe_matches_the_old_flat_recipe(name):
+    recipe = RECIPES[name]
+    assert set(_OLD_FLAT) == set(RECIPES)
+    assert recipe.as_dict() == _OLD_FLAT[name]
+    for k_train in (32, 64, 224):
+        for epochs in (None, 0, 1, 3, 6.5, 25):
+            assert recipe.train_config(k_train, epochs) == _old_train_config(_OLD_FLAT[name], k_train, epochs)
+
+
+def test_with_changes_takes_flat_names_and_keeps_the_flat_dict():
+    ref = get_recipe("onecycle")
+    changed = ref.with_changes(lr=0.01, batch_size=16, p_range=[0.3, 0.8])
+    assert changed.train.lr == 0.01 and changed.batch_size == 16 and changed.train.p_range == (0.3, 0.8)
+    assert changed.as_dict() == {**_OLD_FLAT["onecycle"], "lr": 0.01, "batch_size": 16, "p_range": (0.3, 0.8)}
+    assert changed.with_changes(lr=ref.train.lr, batch_size=64, p_range=(0.2, 0.7)) == ref
 
 
 def test_progressive_recipe_spends_the_same_budget_in_more_cheaper_epochs():
@@ -80,8 +127,8 @@ def test_train_uses_the_profiles_recipe_by_default(captured, capsys, image_folde
     code, _ = train(capsys, image_folder, tmp_path)
     exp = captured["exp"]
     budget = get_recipe("budget")
-    assert code == 0 and exp.train.lr == budget.lr and exp.train.schedule == budget.schedule
-    assert exp.batch_size == budget.batch_size and exp.train.epochs == PROFILES["smoke"].select_epochs
+    assert code == 0 and exp.train.lr == budget.train.lr and exp.train.schedule == budget.train.schedule
+    assert exp.batch_size == budget.batch_size and exp.train.epochs == PROFILES["smoke"].selection.epochs
 
 
 def test_recipe_then_config_then_flags(captured, capsys, image_folder, tmp_path):

@@ -4,11 +4,10 @@ import pytest
 from torch import nn
 
 from effnb.nn.flops import count_flops, scaling_table
-from effnb.nn.model import BASELINES, NetSpec, Scaling, StageSpec, build_model
+from effnb.nn.model import BASELINES, EffNet, NetSpec, Scaling, StageSpec
 from effnb.nn.scaling import (
     SEED_GRID,
     constraint,
-    grid_candidates,
     round_half_up,
     scale,
 )
@@ -102,16 +101,6 @@ def test_seed_grid_satisfies_constraint() -> None:
     assert all(abs(constraint(*abg) - 2) <= 0.1 for abg in SEED_GRID)
 
 
-def test_grid_candidates() -> None:
-    steps = [1.0, 1.02, 1.05, 1.1, 1.14, 1.17, 1.2, 1.23, 1.4]
-    cands = grid_candidates([1.0, 1.2, 1.4, 1.6], steps, steps)
-    assert (1.2, 1.05, 1.23) in cands
-    assert set(SEED_GRID) <= set(cands)
-    assert cands == sorted(cands)
-    assert all(abs(constraint(*c) - 2) <= 0.1 + 1e-9 for c in cands)
-    assert grid_candidates([1.0], [1.0], [1.0]) == []
-
-
 def test_count_flops_single_conv() -> None:
     conv = nn.Conv2d(4, 8, 3, padding=1, bias=False)
     assert count_flops(conv, 16, in_channels=4) == 2 * 4 * 8 * 3 * 3 * 16 * 16
@@ -122,7 +111,7 @@ def test_count_flops_single_conv() -> None:
 
 
 def test_count_flops_model() -> None:
-    model = build_model(C).train()
+    model = EffNet(C).train()
     f64 = count_flops(model)
     assert model.training  # mode restored
     assert f64 == count_flops(C) == count_flops(C, 64)

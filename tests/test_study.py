@@ -19,8 +19,11 @@ C = BASELINES["C"]
 
 @pytest.fixture
 def study(small_cache, tmp_path) -> Study:
-    profile = dataclasses.replace(get_profile("smoke"), select_train_n=20, select_eval_n=10, finetune_n=16,
-                                  bn_recal_n=8, final_train_n=None, sweep_n=12)
+    smoke = get_profile("smoke")
+    profile = dataclasses.replace(
+        smoke, selection=dataclasses.replace(smoke.selection, train_n=20, eval_n=10),
+        final=dataclasses.replace(smoke.final, train_n=None),
+        fixres=dataclasses.replace(smoke.fixres, finetune_n=16, bn_recal_n=8, sweep_n=12))
     splits = make_splits(np.asarray(small_cache.labels), 0, test_size=16, test2_size=8)
     return Study(small_cache, splits, profile, seed=0, artifacts_dir=tmp_path, root=tmp_path)
 

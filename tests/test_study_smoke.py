@@ -10,8 +10,8 @@ import pytest
 from synthetic import make_image_folder
 
 from effnb.cli.commands import main
-from effnb.study.context import NOTEBOOKS, StageMissing, read_stage
 from effnb.study.holdout import fingerprint
+from effnb.study.outputs import NOTEBOOKS, OutputMissing, read_output
 from effnb.study.profiles import PROFILES, get_profile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,9 +23,9 @@ def test_profiles_are_defined_in_one_place():
         get_profile("laptop")
 
 
-def test_missing_stage_names_the_notebook_to_run(tmp_path):
-    with pytest.raises(StageMissing, match="02_baselines"):
-        read_stage(tmp_path, "baselines")
+def test_missing_output_names_the_notebook_to_run(tmp_path):
+    with pytest.raises(OutputMissing, match="02_baselines"):
+        read_output(tmp_path, "baselines")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
         assert "profile &#x27;smoke&#x27;" in html or "profile 'smoke'" in html
     index = (reports / "index.html").read_text()
     assert all(f'href="{stem}.html"' in index for stem in NOTEBOOKS.values()) and "The final result" in index
-    final = read_stage(artifacts, "final")
+    final = read_output(artifacts, "final")
     assert len(final["rows"]) == 5 and final["findings"]
     for row in final["rows"]:
         assert 0.0 <= row["accuracy"] <= 1.0 and row["loss"] > 0 and row["n"] == final["test2_images"]
@@ -59,7 +59,7 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
     published = json.loads((reports / "models" / "final.json").read_text())
     assert all((reports / row["published_checkpoint"]).is_file() and "checkpoint" not in row
                for row in published["rows"])
-    data = read_stage(artifacts, "data")
+    data = read_output(artifacts, "data")
     lo, hi = data["crop"]
     assert lo <= data["sigma"] <= hi and 0.2 <= data["sigma_seed_crop"] <= 0.7
 
@@ -67,11 +67,11 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
 @pytest.mark.slow
 def test_smoke_study_decides_by_its_rules_and_records_how(smoke_study):
     artifacts = smoke_study / "artifacts"
-    final = read_stage(artifacts, "final")
+    final = read_output(artifacts, "final")
     assert set(final["decisions"]) == {"baseline", "grid", "test_resolution", "fixres_step"}
     for decision in final["decisions"].values():
         assert decision["statement"].startswith("Decision rule") and decision["sentence"]
-    grid = read_stage(artifacts, "grid")["selection"]
+    grid = read_output(artifacts, "grid")["selection"]
     assert [r["epochs"] for r in grid["rungs"]] == [1, 1]  # the smoke profile's two rungs
     assert len(grid["rungs"][0]["results"]) == 6 and "experiment 1" in grid["rungs"][-1]["results"]
     prov = final["provenance"]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from effnb.study import holdout
-from effnb.study.context import NOTEBOOKS, prepare_study, write_stage
+from effnb.study.context import prepare_study
+from effnb.study.outputs import NOTEBOOKS, write_output
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +51,7 @@ STAGES = {
 def study(image_folder, tmp_path):
     s = prepare_study("smoke", image_folder, tmp_path)
     for stage, data in STAGES.items():
-        write_stage(tmp_path, stage, data)
+        write_output(tmp_path, stage, data)
     return s
 
 
@@ -68,7 +69,7 @@ def test_reading_test2_records_the_choices_and_refuses_after_a_change(study, tmp
     record = json.loads((tmp_path / holdout.RECORD).read_text())
     assert record["choices"]["k_test"] == 126 and record["choices"]["final_model"] == "final-C-phi1-abc"
     assert np.array_equal(holdout.read_test2(study), first)  # the same choices: a resumed study reads it again
-    write_stage(tmp_path, "finetune", STAGES["finetune"] | {"k_test": 139})
+    write_output(tmp_path, "finetune", STAGES["finetune"] | {"k_test": 139})
     with pytest.raises(holdout.Test2AlreadyUsed, match="changed since: k_test"):
         holdout.read_test2(study)
 

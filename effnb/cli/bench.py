@@ -5,7 +5,7 @@ real data pipeline (cache -> batched crop/resize/augment -> step), so the ratio 
 pipeline costs; then, interleaved round by round so that the machine's minute-to-minute swings hit
 both sides alike, the plain fp32 evaluation path against every faster one (:func:`eval_paths`: smaller batches,
 BN folded, ONNX Runtime, bf16) at the FixRes test resolution, and the training step with and without bf16
-autocast. The network and σ are the study's own choices, read from its stage outputs;
+autocast. The network and σ are the study's own choices, read from its notebook outputs;
 each value that has to fall back is printed as such.
 """
 from __future__ import annotations
@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from effnb.data.fixres import estimate_sigma, recommended_test_resolution
-from effnb.nn.model import BASELINES, NetSpec, build_model, fused_early
+from effnb.nn.model import BASELINES, EffNet, NetSpec, fused_early
 from effnb.nn.scaling import SEED_GRID, scale
-from effnb.study.context import Study, prepare_study, read_stage
+from effnb.study.context import Study, prepare_study
+from effnb.study.outputs import read_output
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.feed import EVAL_BATCH, Feed
 from effnb.train.fit import TrainConfig, fit
@@ -35,7 +36,7 @@ def model_step_rate(spec: NetSpec, batch: int = 64, steps: int = 12, channels_la
     """Training steps on random tensors already in memory, in images/s."""
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = build_model(spec).to(memory_format=fmt).train()
+    model = EffNet(spec).to(memory_format=fmt).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 3, spec.resolution, spec.resolution).contiguous(memory_format=fmt)
     y = torch.randint(0, spec.num_classes, (batch,))
@@ -62,29 +63,29 @@ def pipeline_rate(feed: Feed, batches: int) -> float:
 
 
 def study_choices(study: Study) -> tuple[NetSpec, str | None, float, list[str]]:
-    """The final model's spec, its trained checkpoint (if any) and σ, from the study's stage outputs.
+    """The final model's spec, its trained checkpoint (if any) and σ, from the study's notebook outputs.
 
     Returns ``(spec, checkpoint or None, sigma, notes)``; every note names a value that is not the study's.
     """
     notes, out = [], study.artifacts_dir
-    scaling = read_stage(out, "scaling", required=False)
+    scaling = read_output(out, "scaling", required=False)
     if scaling is not None:
         spec, checkpoint = NetSpec.from_dict(scaling["spec"]), scaling.get("checkpoint")
     else:
-        baselines, grid = read_stage(out, "baselines", required=False), read_stage(out, "grid", required=False)
+        baselines, grid = read_output(out, "baselines", required=False), read_output(out, "grid", required=False)
         base = baselines["chosen"] if baselines else "C"
         abg = tuple(grid[k] for k in ("alpha", "beta", "gamma")) if grid else SEED_GRID[0]
         if baselines is None:
             notes.append(f"no {out}/baselines.json: baseline C (the seed's choice), not the study's")
         if grid is None:
             notes.append(f"no {out}/grid.json: alpha, beta, gamma = {abg} (the seed's experiment 1), not the study's")
-        notes.append(f"no {out}/scaling.json: phi = {study.profile.final_phi} from the profile, untrained weights")
-        spec, checkpoint = scale(BASELINES[base], *abg, study.profile.final_phi), None
-    data = read_stage(out, "data", required=False)
+        notes.append(f"no {out}/scaling.json: phi = {study.profile.final.phi} from the profile, untrained weights")
+        spec, checkpoint = scale(BASELINES[base], *abg, study.profile.final.phi), None
+    data = read_output(out, "data", required=False)
     if data is not None:
         sigma = data["sigma"]
     else:
-        sigma = estimate_sigma(study.cache.hw[study.splits["train"]], study.recipe.p_range, seed=study.seed)
+        sigma = estimate_sigma(study.cache.hw[study.splits["train"]], study.recipe.train.p_range, seed=study.seed)
         notes.append(f"no {out}/data.json: sigma = {sigma:.3f} measured now on the train split")
     return spec, checkpoint, sigma, notes
 
@@ -129,7 +130,7 @@ def bench_training(rows: Rows, study: Study, final: NetSpec, steps: int) -> None
         model_only = model_step_rate(spec, batch, steps)
         rows.record(f"model-only train step, {spec.name} @{k}px", model_only)
         torch.manual_seed(0)
-        state = fit(build_model(spec), Feed(study.cache, images, k, batch_size=batch), TrainConfig(epochs=1),
+        state = fit(EffNet(spec), Feed(study.cache, images, k, batch_size=batch), TrainConfig(epochs=1),
                     progress=False)
         through_fit = state.history[0]["img_per_s"]
         rows.record(f"fit() with the real data pipeline, {spec.name} @{k}px", through_fit,
@@ -142,7 +143,7 @@ def bench_evaluation(rows: Rows, study: Study, final: NetSpec, sigma: float, che
     """Every evaluation path against the plain one, the bf16 training step, and their predictions' agreement."""
     batch = study.recipe.batch_size
     k_test, k_image = recommended_test_resolution(final.resolution, sigma)
-    model = load_checkpoint(checkpoint)[0] if checkpoint else build_model(final)
+    model = load_checkpoint(checkpoint)[0] if checkpoint else EffNet(final)
     feed = Feed(study.cache, study.splits["test"][:eval_images], k_test, "eval", k_image, batch_size=100)
     native = bf16_is_fast("cpu")
     small = feed if native else replace(feed, indices=feed.indices[:max(100, eval_images // 8)])

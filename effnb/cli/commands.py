@@ -19,7 +19,7 @@ DEBUG_ENV = "EFFNB_DEBUG"
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from effnb.report.execute import render_reports, run_study
+    from effnb.report import render_reports, run_study
 
     if args.render_only:
         for path in render_reports(args.artifacts_dir, args.reports_dir):
@@ -270,14 +270,14 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     """The errors reported as one line with exit 2. ``NotebookFailed`` is looked up only once ``effnb study`` has
     imported its module: importing effnb.report loads the notebooks' display libraries (IPython among them)."""
     from effnb.data.errors import DataError
-    from effnb.study.context import StageMissing
+    from effnb.study.outputs import OutputMissing
     from effnb.train.checkpoint import CheckpointError
     from effnb.train.fit import TrainingDiverged
     from effnb.utils.atomic import FolderBusy
 
     execute = sys.modules.get("effnb.report.execute")
     notebook = (execute.NotebookFailed,) if execute is not None else ()
-    return (CheckpointError, DataError, TrainingDiverged, *notebook, StageMissing, FolderBusy, ValueError, OSError)
+    return (CheckpointError, DataError, TrainingDiverged, *notebook, OutputMissing, FolderBusy, ValueError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,17 +32,13 @@ def _upright_size(image: Image.Image, exif_orientation: bool) -> tuple[int, int]
     return h, w
 
 
-def _decode(path: Path, exif_orientation: bool = True, draft: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+def _decode(path: Path, exif_orientation: bool = True) -> tuple[torch.Tensor, tuple[int, int]]:
     """Decode to uint8 RGB [3, H, W], turned upright by its EXIF tag (unless ``exif_orientation`` is False),
-    with the upright (h, w) of the file at full size.
-
-    With ``draft``, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale, never below ``draft`` on either side
-    (libjpeg's DCT scaling: much faster for large photos that are resized down anyway).
+    with the upright (h, w) of the file. Always at full size: a reduced-scale JPEG decode (``Image.draft``)
+    would be faster for large photos but gives other pixels, so a cache would depend on its side's ratio.
     """
     with Image.open(path) as image:
         full = _upright_size(image, exif_orientation)
-        if draft:
-            image.draft(None, (draft, draft))
         image.load()
         if exif_orientation:
             ImageOps.exif_transpose(image, in_place=True)  # no copy when it is already upright
@@ -60,7 +56,7 @@ def _fit_size(h: int, w: int, side: int) -> list[int]:
 def _load_resized(path: Path, side: int, min_side: int, exif_orientation: bool) -> torch.Tensor | str:
     """The image resized to fit ``side``, or the reason it is skipped."""
     try:
-        image, (h, w) = _decode(path, exif_orientation, side)
+        image, (h, w) = _decode(path, exif_orientation)
     except Exception as exc:  # noqa: BLE001 -- any undecodable file is skipped, never a crash
         message = str(exc).splitlines()[0] if str(exc) else ""
         return f"undecodable ({type(exc).__name__}: {message})"

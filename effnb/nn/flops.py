@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from effnb.nn.model import EffNet, NetSpec, build_model
+from effnb.nn.model import EffNet, NetSpec
 from effnb.nn.scaling import constraint, scale
 
 
@@ -26,7 +26,7 @@ def count_flops(
     this number / 2. Runs in eval mode without grad; the resolution defaults to the
     spec's training resolution (required for a plain module).
     """
-    model = build_model(model_or_spec) if isinstance(model_or_spec, NetSpec) else model_or_spec
+    model = EffNet(model_or_spec) if isinstance(model_or_spec, NetSpec) else model_or_spec
     if resolution is None:
         if not isinstance(model, EffNet):
             raise ValueError("resolution is required for a module without a NetSpec")
@@ -55,7 +55,7 @@ def scaling_table(spec: NetSpec, alpha: float, beta: float, gamma: float, max_ph
     rows = []
     for phi in range(max_phi + 1):
         s = scale(spec, alpha, beta, gamma, phi)
-        model = build_model(s)
+        model = EffNet(s)
         flops = count_flops(model)
         expected = constraint(alpha, beta, gamma) ** phi
         rows.append({"phi": phi, "resolution": s.resolution, "layers": [st.layers for st in s.stages],

@@ -115,7 +115,7 @@ class NetSpec:
         return cls(name, tuple(StageSpec.parse(row) for row in rows), **options)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-serialisable dict (what checkpoints and stage outputs store)."""
+        """Plain, JSON-serialisable dict (what checkpoints and notebook outputs store)."""
         return asdict(self)
 
     @classmethod
@@ -255,11 +255,6 @@ def fused_early(spec: NetSpec, stages: int = 1) -> NetSpec:
         raise ValueError(f"{spec.name} has {len(mid)} MBConv stages: cannot fuse {stages}")
     new = tuple(replace(s, op="fused") if i in mid[:stages] else s for i, s in enumerate(spec.stages))
     return replace(spec, name=f"{spec.name}-fused{stages}", stages=new)
-
-
-def build_model(spec: NetSpec) -> EffNet:
-    """Instantiate the network described by ``spec``."""
-    return EffNet(spec)
 
 
 BASELINES: dict[str, NetSpec] = {

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
-from collections.abc import Iterable
 from dataclasses import replace
 
 from effnb import seed_study
@@ -65,15 +63,3 @@ def scale(spec: NetSpec, alpha: float, beta: float, gamma: float, phi: float) ->
         resolution=round_half_up(spec.resolution * gamma**phi),
         scaling=Scaling(spec.name, alpha, beta, gamma, phi),
     )
-
-
-def grid_candidates(
-    alphas: Iterable[float],
-    betas: Iterable[float],
-    gammas: Iterable[float],
-    target: float = 2.0,
-    tol: float = 0.1,
-) -> list[tuple[float, float, float]]:
-    """Sorted (alpha, beta, gamma) of the product grid with ``|constraint - target| <= tol``."""
-    grid = itertools.product(alphas, betas, gammas)
-    return sorted(c for c in grid if abs(constraint(*c) - target) <= tol + 1e-12)

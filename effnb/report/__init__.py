@@ -1,5 +1,6 @@
 """What a reader sees: notebook execution and HTML reports, the index, figures, explorers, the README's blocks."""
-from effnb.report.execute import NotebookFailed, render_reports, run_study
+from effnb.report.execute import NotebookFailed, run_study
+from effnb.report.index import render_reports
 from effnb.report.plots import (
                                 plot_accuracy_vs_flops,
                                 plot_hardest_images,

@@ -26,13 +26,14 @@ def _images(n: int | None) -> str:
 
 
 def _profile_row(p: Profile) -> str:
-    rungs = " → ".join(f"{e:g}" for e in (*p.halving_rungs, p.select_epochs))
-    measured = "FixRes resolution after BN recalibration" if p.select_at_fixres else "training resolution"
-    return (f"| `{p.name}` | {p.description} | `{p.recipe}`: {get_recipe(p.recipe).about} | {_images(p.select_train_n)} images, epochs by rung {rungs}; measured on "
-            f"{_images(p.select_eval_n)} `test` images at the {measured} | φ = {p.final_phi}, {p.final_epochs:g} "
-            f"epochs on {_images(p.final_train_n)} images | {_images(p.finetune_n)} images: whole network "
-            f"{p.finetune_epochs:g} epoch(s), classifier + last BN {p.head_finetune_epochs:g}; BN recalibration on "
-            f"{p.bn_recal_n:,} |")
+    s, f, x = p.selection, p.final, p.fixres
+    rungs = " → ".join(f"{e:g}" for e in (*s.halving_rungs, s.epochs))
+    measured = "FixRes resolution after BN recalibration" if s.at_fixres else "training resolution"
+    return (f"| `{p.name}` | {p.description} | `{p.recipe}`: {get_recipe(p.recipe).about} | {_images(s.train_n)} images, epochs by rung {rungs}; measured on "
+            f"{_images(s.eval_n)} `test` images at the {measured} | φ = {f.phi}, {f.epochs:g} "
+            f"epochs on {_images(f.train_n)} images | {_images(x.finetune_n)} images: whole network "
+            f"{x.finetune_epochs:g} epoch(s), classifier + last BN {x.head_finetune_epochs:g}; BN recalibration on "
+            f"{x.bn_recal_n:,} |")
 
 
 def profiles_markdown() -> str:

@@ -2,14 +2,18 @@
 from effnb.study.analysis import describe_hardest, image_statistics, predict_models
 from effnb.study.context import (
            FIXRES_STEPS,
-           NOTEBOOKS,
-           StageMissing,
            Study,
            open_study,
            prepare_study,
-           read_stage,
 )
 from effnb.study.holdout import provenance, read_test2
+from effnb.study.outputs import (
+           NOTEBOOKS,
+           BaselinesOutput,
+           FinetuneOutput,
+           OutputMissing,
+           read_output,
+)
 from effnb.study.profiles import PROFILES, Profile, get_profile
 from effnb.study.selection import measure_candidate, measurement, select
 from effnb.study.stats import (
@@ -20,7 +24,8 @@ from effnb.study.stats import (
            format_accuracy,
 )
 
-__all__ = ["FIXRES_STEPS", "NOTEBOOKS", "PROFILES", "CostOrderedRule", "DecisionRule", "Profile", "StageMissing",
+__all__ = ["FIXRES_STEPS", "NOTEBOOKS", "PROFILES", "BaselinesOutput", "CostOrderedRule", "DecisionRule", "FinetuneOutput",
+           "OutputMissing", "Profile",
            "Study", "accuracy_interval", "compare_paired", "describe_hardest", "format_accuracy", "get_profile",
            "image_statistics", "measure_candidate", "measurement", "open_study", "predict_models", "prepare_study",
-           "provenance", "read_stage", "read_test2", "select"]
+           "provenance", "read_output", "read_test2", "select"]

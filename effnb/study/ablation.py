@@ -35,10 +35,8 @@ from effnb.utils.correct import pack_correct, unpack_correct
 REFERENCE = "onecycle"
 PHI_REFERENCE = "phi2"
 
-# Training time per image of the study's final network scaled by phi (C with the seed's experiment 1, batch 32),
-# relative to phi = 2: interleaved model-only training steps (effnb bench prints them: "compound scaling" rows),
-# 2026-11-29 on 2 cores: phi 1 267.9, phi 2 127.7, phi 3 61.6 img/s; phi 0 is baseline C itself at 64 px, 467.1
-# against phi 2's 161.6 img/s in the bench run of the README's Speed section. Fixed here so the rows are reproducible.
+# Training time per image of C scaled by phi, relative to phi = 2, measured once with effnb bench and fixed here so
+# the rows' budgets are reproducible (the measurements: reports/history.md).
 PHI_COST = {0: 0.35, 1: 0.48, 2: 1.0, 3: 2.07}
 
 
@@ -57,7 +55,8 @@ class Variant:
 
 
 def default_variants(steps: int = 1000) -> list[Variant]:
-    """The levers of issue 8, each changed alone on the reference recipe (effnb's first default).
+    """The recipe's levers, each changed alone on the reference recipe (effnb's first default), then the ones that
+    paid, stacked.
 
     ``steps`` (optimiser steps of the run) sets the EMA decay so the average spans about the last 10 % of them.
     """
@@ -81,7 +80,7 @@ def default_variants(steps: int = 1000) -> list[Variant]:
                 ref.with_changes(**rising)),
         Variant("combined", "linear decay + EMA + progressive resizing with rising augmentation",
                 linear.with_changes(ema_decay=decay, size_start=0.5, **rising)),
-        # added after the first nine had run: the levers that paid, stacked
+        # the levers that paid, stacked
         Variant("weak-aug+batch32", "weaker augmentation U(0.4, 0.9) and batch 32",
                 ref.with_changes(p_range=(0.4, 0.9), batch_size=32)),
         Variant("weak+progressive+batch32", "progressive resizing 0.5 -> 1 x k_train with crops U(0.6, 1.0) -> "
@@ -93,7 +92,7 @@ def default_variants(steps: int = 1000) -> list[Variant]:
 def phi2_budget(profile: Profile) -> int:
     """The profile's final-model minutes as equivalent epochs at phi = 2 (by :data:`PHI_COST`), at least one: the
     default budget of the phi rows."""
-    return max(1, round(profile.final_epochs * PHI_COST[profile.final_phi] / PHI_COST[2]))
+    return max(1, round(profile.final.epochs * PHI_COST[profile.final.phi] / PHI_COST[2]))
 
 
 def phi_variants(recipe: Recipe, budget: float, phis: tuple[int, ...] = (2, 1, 3, 0)) -> list[Variant]:

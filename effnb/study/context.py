@@ -1,13 +1,12 @@
-"""The study's plumbing shared by the notebooks: data preparation, stage outputs, and experiment recipes.
+"""The study's plumbing shared by the notebooks: data preparation, notebook outputs, and experiment recipes.
 
 Each notebook opens with :func:`open_study` and ends with :meth:`Study.conclude`, which writes its results
-and findings to ``<artifacts_dir>/<stage>.json``; later notebooks (and the index page) read them with
-:func:`read_stage`, so the notebooks stay narrative and none repeats another's code.
+and findings to ``<artifacts_dir>/<name>.json``; later notebooks (and the index page) read them with
+:meth:`Study.output` (see :mod:`effnb.study.outputs`), so the notebooks stay narrative and none repeats another's code.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import sys
@@ -23,15 +22,13 @@ from effnb.data.cache import ImageCache, build_cache
 from effnb.data.download import resolve_data_dir
 from effnb.data.splits import make_splits, subset
 from effnb.nn.model import NetSpec
+from effnb.study.outputs import NOTEBOOKS, Typed, read_output, write_output
 from effnb.study.profiles import Profile, get_profile
 from effnb.train.experiments import Experiment
 from effnb.train.fit import TrainConfig
 from effnb.train.recipes import Recipe, get_recipe
-from effnb.utils.atomic import ensure_dir, write_json
+from effnb.utils.atomic import ensure_dir
 from effnb.utils.device import pick_device
-
-NOTEBOOKS = {"data": "01_data", "baselines": "02_baselines", "grid": "03_grid", "scaling": "04_scaling",
-             "finetune": "05_finetune", "final": "06_final"}
 
 # The FixRes pipeline's models, by id, in order: the trained model at its two test resolutions, then the three
 # fine-tuning variants at the larger one (the keys of Study.fixres_experiments). Tables look rows up by id.
@@ -42,33 +39,6 @@ FIXRES_STEPS = {
     "head": "classifier and last BN fine-tuned (the FixRes paper)",
     "full": "whole network fine-tuned (as the author's published code does)",
 }
-
-
-class StageMissing(FileNotFoundError):
-    """An earlier notebook's output is missing."""
-
-
-def write_stage(artifacts_dir: str | Path, stage: str, data: dict) -> Path:
-    """Write a notebook's results to ``<artifacts_dir>/<stage>.json`` (atomically)."""
-    path = Path(artifacts_dir) / f"{stage}.json"
-    write_json(path, data)
-    return path
-
-
-def read_stage(artifacts_dir: str | Path, stage: str, required: bool = True) -> dict | None:
-    """Read an earlier notebook's results, with a clear error naming the notebook to run first.
-
-    With ``required=False`` a missing stage reads as None.
-    """
-    path = Path(artifacts_dir) / f"{stage}.json"
-    if not path.is_file():
-        if not required:
-            return None
-        raise StageMissing(f"{path} not found: run notebooks/{NOTEBOOKS[stage]}.ipynb first (same artifacts_dir)")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise StageMissing(f"{path} is damaged ({exc}): run notebooks/{NOTEBOOKS[stage]}.ipynb again") from None
 
 
 @dataclass
@@ -107,18 +77,14 @@ class Study:
         counts.loc["total"] = counts.sum()
         return counts
 
-    def recipe_record(self) -> dict:
-        """The study's training recipe (for ``final.json``)."""
-        return self.recipe.as_dict()
-
     @property
     def data_key(self) -> str:
         """Identifies the decoded data (pixels, labels, classes): experiments on other data get other keys."""
         return self.cache.fingerprint
 
-    def stage(self, name: str) -> dict:
-        """An earlier notebook's results (see :func:`read_stage`)."""
-        return read_stage(self.artifacts_dir, name)
+    def output(self, name: str, kind: type[Typed] | None = None) -> dict | Typed:
+        """An earlier notebook's output, as a dict or as the record ``kind`` (see :func:`effnb.study.outputs.read_output`)."""
+        return read_output(self.artifacts_dir, name, kind=kind)
 
     def run_info(self) -> dict:
         """What a reader needs to place the numbers: profile, seed, data, hardware, versions."""
@@ -131,9 +97,12 @@ class Study:
 
     def conclude(self, stage: str, results: dict, findings: list[str]) -> None:
         """A notebook's last call: write its results and findings for the next notebooks, and show the findings."""
-        from IPython.display import Markdown, display  # lazily: the CLI imports this module without IPython
+        from IPython.display import (  # lazily: the CLI imports this module without IPython
+            Markdown,
+            display,
+        )
 
-        write_stage(self.artifacts_dir, stage, {"run": self.run_info(), **results, "findings": findings})
+        write_output(self.artifacts_dir, stage, {"run": self.run_info(), **results, "findings": findings})
         display(Markdown("\n".join(f"- {line}" for line in findings)))
 
     def train_config(self, k_train: int, epochs: float, **overrides) -> TrainConfig:
@@ -143,23 +112,23 @@ class Study:
     @property
     def decision_indices(self) -> tuple[int, ...]:
         """The `test` images every decision of the study is measured on (the same for every candidate)."""
-        return tuple(subset(self.splits["test"], self.profile.select_eval_n, self.seed).tolist())
+        return tuple(subset(self.splits["test"], self.profile.selection.eval_n, self.seed).tolist())
 
     def selection_experiment(self, spec: NetSpec, epochs: float | None = None) -> Experiment:
         """A baseline / grid / scaling run, labelled by the spec's name: all share the training and evaluation
         images. ``epochs`` defaults to the selection budget (the last rung of a successive halving)."""
         p = self.profile
-        epochs = p.select_epochs if epochs is None else epochs
+        epochs = p.selection.epochs if epochs is None else epochs
         return Experiment(
             name=spec.name, spec=spec, train=self.train_config(spec.resolution, epochs),
-            train_indices=tuple(subset(self.splits["train"], p.select_train_n, self.seed).tolist()),
+            train_indices=tuple(subset(self.splits["train"], p.selection.train_n, self.seed).tolist()),
             eval_indices=self.decision_indices, batch_size=self.recipe.batch_size, seed=self.seed, data_key=self.data_key)
 
     @property
     def recalibration_indices(self) -> tuple[int, ...]:
-        """The training images batch-norm statistics are re-estimated on (the profile's ``bn_recal_n``)."""
+        """The training images batch-norm statistics are re-estimated on (the profile's ``fixres.bn_recal_n``)."""
         p = self.profile
-        return tuple(subset(subset(self.splits["train"], p.finetune_n, self.seed), p.bn_recal_n, self.seed).tolist())
+        return tuple(subset(subset(self.splits["train"], p.fixres.finetune_n, self.seed), p.fixres.bn_recal_n, self.seed).tolist())
 
     def bn_recal_experiment(self, name: str, spec: NetSpec, init: str, k_test: int) -> Experiment:
         """Re-estimate the BN statistics of checkpoint ``init`` at ``k_test`` on :attr:`recalibration_indices`
@@ -172,9 +141,9 @@ class Study:
         """The final model: the full training split (or the profile's share of it)."""
         p = self.profile
         return Experiment(
-            name=f"final-{spec.name}", spec=spec, train=self.train_config(spec.resolution, epochs or p.final_epochs),
-            train_indices=tuple(subset(self.splits["train"], p.final_train_n, self.seed).tolist()),
-            eval_indices=tuple(subset(self.splits["test"], p.select_eval_n, self.seed).tolist()),
+            name=f"final-{spec.name}", spec=spec, train=self.train_config(spec.resolution, epochs or p.final.epochs),
+            train_indices=tuple(subset(self.splits["train"], p.final.train_n, self.seed).tolist()),
+            eval_indices=tuple(subset(self.splits["test"], p.selection.eval_n, self.seed).tolist()),
             batch_size=self.recipe.batch_size, seed=self.seed, data_key=self.data_key)
 
     def fixres_experiments(self, spec: NetSpec, init: str, k_test: int) -> dict[str, Experiment]:
@@ -187,17 +156,17 @@ class Study:
         """
         p = self.profile
         plain = dict(schedule="cosine", ema_decay=None, size_start=1.0, p_range_start=None)
-        train_idx = tuple(subset(self.splits["train"], p.finetune_n, self.seed).tolist())
+        train_idx = tuple(subset(self.splits["train"], p.fixres.finetune_n, self.seed).tolist())
         common = dict(spec=spec, k_test=k_test, eval_indices=self.decision_indices, init=init,
                       batch_size=self.recipe.batch_size, seed=self.seed, data_key=self.data_key)
         return {
             "bn_recal": self.bn_recal_experiment("fixres-bn_recal", spec, init, k_test),
             "head": Experiment(name="fixres-head", kind="finetune", train_indices=train_idx,
-                               train=self.train_config(k_test, p.head_finetune_epochs, lr=p.head_finetune_lr,
+                               train=self.train_config(k_test, p.fixres.head_finetune_epochs, lr=p.fixres.head_finetune_lr,
                                                        weight_decay=0.0, trainable="head", **plain),
                                **common),
             "full": Experiment(name="fixres-full", kind="finetune", train_indices=train_idx,
-                               train=self.train_config(k_test, p.finetune_epochs, lr=p.finetune_lr, **plain),
+                               train=self.train_config(k_test, p.fixres.finetune_epochs, lr=p.fixres.finetune_lr, **plain),
                                **common),
         }
 
@@ -208,10 +177,10 @@ def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts
     profile = get_profile(profile) if isinstance(profile, str) else profile
     artifacts_dir = ensure_dir(artifacts_dir, "artifacts folder")
     root = resolve_data_dir(data_dir, download_dir=artifacts_dir / "downloads")
-    limit = profile.limit_per_class
-    cache = build_cache(root, artifacts_dir / f"cache-{profile.cache_side}-{limit or 'all'}",
-                        side=profile.cache_side, limit_per_class=limit, seed=seed)
-    splits = make_splits(cache.labels, seed, profile.test_size, profile.test2_size)
+    limit = profile.data.limit_per_class
+    cache = build_cache(root, artifacts_dir / f"cache-{profile.data.cache_side}-{limit or 'all'}",
+                        side=profile.data.cache_side, limit_per_class=limit, seed=seed)
+    splits = make_splits(cache.labels, seed, profile.data.test_size, profile.data.test2_size)
     test2 = splits.pop("test2")
     return Study(cache, splits, profile, seed, artifacts_dir, root, test2)
 
@@ -220,10 +189,13 @@ def open_study(stage: str, profile: str | Profile, data_dir: str | Path | None, 
                seed: int = 0) -> Study:
     """Every notebook's first call: check the earlier notebooks ran, prepare the data, pick the device, and state
     the run (profile, data, hardware, versions) once at the top of the report."""
-    from IPython.display import Markdown, display  # lazily: the CLI imports this module without IPython
+    from IPython.display import (  # lazily: the CLI imports this module without IPython
+        Markdown,
+        display,
+    )
 
     for earlier in list(NOTEBOOKS)[:list(NOTEBOOKS).index(stage)]:
-        read_stage(artifacts_dir, earlier)
+        read_output(artifacts_dir, earlier)
     with contextlib.redirect_stdout(sys.stderr):  # the cache's own summary: on the terminal, not in the report
         study = prepare_study(profile, data_dir, artifacts_dir, seed)
     study.device = pick_device()

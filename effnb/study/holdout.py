@@ -57,11 +57,11 @@ def experiment_folder(checkpoint: str) -> str:
 
 def study_choices(study: Study) -> dict:
     """Every choice notebooks 01-05 fixed, with the profile and the training recipe behind them."""
-    baselines, grid = study.stage("baselines"), study.stage("grid")
-    scaling, finetune = study.stage("scaling"), study.stage("finetune")
+    baselines, grid = study.output("baselines"), study.output("grid")
+    scaling, finetune = study.output("scaling"), study.output("finetune")
     return {
         "profile": study.profile.as_dict(),
-        "recipe": study.recipe_record(),
+        "recipe": study.recipe.as_dict(),
         "baseline": baselines["chosen"],
         "alpha_beta_gamma": [grid["alpha"], grid["beta"], grid["gamma"]],
         "final_model": experiment_folder(scaling["checkpoint"]),
@@ -92,6 +92,6 @@ def read_test2(study: Study) -> np.ndarray:
 
 def provenance(study: Study) -> dict:
     """What ``final.json`` records about the run: profile, recipe, a hash of both, the code version, the choices."""
-    profile, recipe = study.profile.as_dict(), study.recipe_record()
+    profile, recipe = study.profile.as_dict(), study.recipe.as_dict()
     return {"profile": profile, "recipe": recipe, "profile_recipe_hash": fingerprint({"profile": profile, "recipe": recipe}),
             "code": code_version(), "choices": study_choices(study)}

@@ -126,14 +126,14 @@ def successive_halving(candidates: Mapping[str, T], rule: DecisionRule, rungs: S
 def measure_candidate(study: Study, spec: NetSpec, epochs: float, sigma: float | None = None) -> dict:
     """Train ``spec`` on the selection images with a budget of ``epochs`` and measure it on the decision images.
 
-    With the profile's ``select_at_fixres`` and the data's ``sigma``, the measurement is taken where the model
+    With the profile's ``selection.at_fixres`` and the data's ``sigma``, the measurement is taken where the model
     will be used: at the FixRes test resolution, after re-estimating the BN statistics there (no gradient
     step); the training run's own evaluation at k_train is kept as ``eval_at_k_train``. Otherwise the
     measurement is the training run's evaluation at k_train.
     """
     exp = study.selection_experiment(spec, epochs)
     trained = run_experiment(exp, study.cache, study.artifacts_dir, study.device)
-    if not (study.profile.select_at_fixres and sigma):
+    if not (study.profile.selection.at_fixres and sigma):
         return trained
     k_test, _ = recommended_test_resolution(spec.resolution, sigma)
     recal = run_experiment(study.bn_recal_experiment(f"{exp.name}-bn_recal", spec, trained["checkpoint"], k_test),
@@ -143,18 +143,18 @@ def measure_candidate(study: Study, spec: NetSpec, epochs: float, sigma: float |
 
 
 def select(study: Study, candidates: Mapping[str, NetSpec], rule: DecisionRule, sigma: float | None = None) -> Selection:
-    """Successive halving over the profile's rungs (``halving_rungs`` then ``select_epochs``), measured by
+    """Successive halving over the profile's rungs (``selection.halving_rungs`` then ``selection.epochs``), measured by
     :func:`measure_candidate`, decided by ``rule`` on the last rung."""
     p = study.profile
-    return successive_halving(candidates, rule, (*p.halving_rungs, p.select_epochs),
+    return successive_halving(candidates, rule, (*p.selection.halving_rungs, p.selection.epochs),
                               lambda _, spec, epochs: measure_candidate(study, spec, epochs, sigma), study.seed)
 
 
 def measurement(study: Study, sigma: float | None) -> str:
     """One sentence saying how selection runs are measured (for the reports)."""
     n = len(study.decision_indices)
-    if study.profile.select_at_fixres and sigma:
+    if study.profile.selection.at_fixres and sigma:
         return (f"Each run is measured where the model will be used: on the same {n:,} `test` images at its FixRes "
                 f"test resolution (k_train / r with σ = {sigma:.3f}), after re-estimating its batch-norm statistics "
-                f"there on {study.profile.bn_recal_n:,} training images (no gradient step).")
+                f"there on {study.profile.fixres.bn_recal_n:,} training images (no gradient step).")
     return f"Each run is measured on the same {n:,} `test` images at its training resolution."

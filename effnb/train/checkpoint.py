@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from effnb.nn.model import NetSpec, build_model
+from effnb.nn.model import EffNet, NetSpec
 from effnb.utils.atomic import torch_save
 
-FORMAT = "effnb-checkpoint-v2"  # v2: named MBConv parts (expand/depthwise/se/project) and stage modules
+FORMAT = "effnb-checkpoint-v2"  # names the module layout, so a file from another layout is refused clearly
 OLD_FORMATS = ("effnb-checkpoint-v1",)
 PREPROCESSING_KEYS = ("k_train", "k_test", "k_image_test", "cache_side")
 
@@ -73,7 +73,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     if bad:
         raise CheckpointError(f"{path} is an incomplete effnb checkpoint: missing or malformed {', '.join(bad)}")
     try:
-        model = build_model(NetSpec.from_dict(data["spec"]))
+        model = EffNet(NetSpec.from_dict(data["spec"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} holds an invalid network spec ({type(exc).__name__}: {exc})") from None
     try:

@@ -27,7 +27,7 @@ import torch
 from effnb.data.cache import ImageCache
 from effnb.data.transforms import image_test_size
 from effnb.nn.flops import count_flops, count_params
-from effnb.nn.model import NetSpec, build_model
+from effnb.nn.model import EffNet, NetSpec
 from effnb.train.checkpoint import load_checkpoint, save_checkpoint
 from effnb.train.feed import Feed
 from effnb.train.fit import TrainConfig, TrainState, fit
@@ -126,7 +126,7 @@ def _load_progress(path: Path, exp: Experiment) -> tuple[TrainState, dict | None
         state, weights = saved["state"], saved["model"]
         if not isinstance(state, TrainState):
             raise TypeError(f"its state is a {type(state).__name__}")
-        build_model(exp.spec).load_state_dict(weights)  # the weights fit the experiment's network
+        EffNet(exp.spec).load_state_dict(weights)  # the weights fit the experiment's network
     except Exception as exc:  # torch raises many types for a damaged file
         detail = str(exc).splitlines()[0] if str(exc) else ""
         _set_aside(path, f"is damaged ({type(exc).__name__}: {detail})", f"restarting experiment {exp.name!r} from scratch")
@@ -137,7 +137,7 @@ def _load_progress(path: Path, exp: Experiment) -> tuple[TrainState, dict | None
 def _start_model(exp: Experiment) -> torch.nn.Module:
     if exp.kind == "train":
         torch.manual_seed(exp.seed)
-        return build_model(exp.spec)
+        return EffNet(exp.spec)
     if exp.init is None:
         raise ValueError(f"experiment {exp.name!r} of kind {exp.kind!r} needs an init checkpoint")
     model, _ = load_checkpoint(exp.init)

@@ -15,9 +15,7 @@ import torch
 from effnb.data.cache import ImageCache
 from effnb.data.transforms import P_RANGE, eval_batch, train_batch
 
-# evaluation batch of the fast path, measured by ``effnb bench`` (its "batch 256" and "batch 64" rows): a small
-# batch keeps its activations in the CPU's caches; 64 ran 1.3-1.6x faster than 256, and for the phi = 1 model at
-# 108 px 32 ran faster than 64 again in BN-folded PyTorch
+# evaluation batch of the fast path: a small batch keeps its activations in the CPU's caches (``effnb bench`` times it)
 EVAL_BATCH = 32
 
 

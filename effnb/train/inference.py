@@ -28,8 +28,8 @@ from effnb.utils.progress import tqdm
 def bf16_is_fast(device: torch.device | str) -> bool:
     """Whether bf16 arithmetic is native on ``device`` (CUDA with bf16, or a CPU with AVX-512 BF16 / AMX).
 
-    Elsewhere autocast emulates bf16 and runs several times *slower* than fp32 (measured: about 12x on
-    an AVX2-only AMD EPYC), so the fast evaluation path uses it only where this is true.
+    Elsewhere autocast emulates bf16 and runs several times *slower* than fp32, so the fast evaluation path
+    uses it only where this is true.
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -79,6 +79,28 @@ def faster_fp32_path(model: nn.Module, ort: Callable[[torch.Tensor], torch.Tenso
     return ort if _FASTER[key] else None
 
 
+def eval_path(model: nn.Module, feed: Feed, device: torch.device, *, fast: bool, bf16: bool | None,
+              onnx: bool | None) -> tuple[Callable[[torch.Tensor], torch.Tensor], bool]:
+    """The forward function :func:`predict` runs and whether under bf16 autocast (options as there).
+
+    One of: ``model`` itself (``fast=False``); ONNX Runtime (CPU, bf16 not forced, ``onnx`` or installed, and for
+    ``onnx=None`` faster here by :func:`faster_fp32_path`); else the BN-folded copy, in bf16 where forced or fast.
+    """
+    if not fast:
+        return model, False
+    use_onnx = device.type == "cpu" and bf16 is not True and (ort_available() if onnx is None else onnx)
+    if not use_onnx:
+        use_bf16 = bf16_is_fast(device) if bf16 is None else bf16
+        return inference_model(model), use_bf16
+    net = None
+    timed = len(feed) >= AUTO_MIN_BATCHES * feed.batch_size  # few images: not worth timing
+    if onnx or timed and _FASTER.get(_fp32_key(model, feed.size, feed.batch_size)) is not False:
+        net = ort_forward(model, feed.size)  # not exported where PyTorch already won the timing
+        if net and onnx is None:  # both exact fp32: take whichever is faster for this network here
+            net = faster_fp32_path(model, net, feed.size, feed.batch_size)
+    return net or inference_model(model), False
+
+
 def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", progress: bool = True,
             tta: bool = False, fast: bool = True, bf16: bool | None = None,
             onnx: bool | None = None, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,15 +119,7 @@ def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", pr
     model.to(device).to(memory_format=torch.channels_last).eval()
     if fast:
         feed = replace(feed, batch_size=batch_size or EVAL_BATCH)
-    use_onnx = fast and device.type == "cpu" and bf16 is not True and (ort_available() if onnx is None else onnx)
-    net = None
-    timed = len(feed) >= AUTO_MIN_BATCHES * feed.batch_size  # few images: not worth timing
-    if use_onnx and (onnx or timed and _FASTER.get(_fp32_key(model, feed.size, feed.batch_size)) is not False):
-        net = ort_forward(model, feed.size)  # not exported where PyTorch already won the timing
-        if net and onnx is None:  # both exact fp32: take whichever is faster for this network here
-            net = faster_fp32_path(model, net, feed.size, feed.batch_size)
-    use_bf16 = fast and not use_onnx and (bf16_is_fast(device) if bf16 is None else bf16)
-    net = net or (inference_model(model) if fast else model)
+    net, use_bf16 = eval_path(model, feed, device, fast=fast, bf16=bf16, onnx=onnx)
     logits, labels = [], []
     with (torch.inference_mode(), autocast(device, use_bf16),
           tqdm(total=len(feed), desc=f"eval @{feed.size}px", unit="img", disable=not progress, leave=False) as bar):

@@ -1,0 +1,92 @@
+"""The study's front page and published models: ``reports/index.html``, built from the notebooks' own outputs,
+and ``reports/models`` (the final models and their ``final.json``)."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import jinja2
+import nbformat
+import pandas as pd
+from nbconvert.filters import markdown2html
+
+from effnb.report.html import (
+    TEMPLATES_DIR,
+    format_minutes,
+    notebook_title,
+    papermill_times,
+    render_html,
+)
+from effnb.study.outputs import NOTEBOOKS, read_output
+from effnb.study.stats import accuracy_interval
+from effnb.utils.atomic import copy_file, write_json, write_text
+
+
+def publish_final(artifacts_dir: Path, reports_dir: Path) -> Path | None:
+    """Copy the final notebook's output and the checkpoints it names (each well under 1 MB) into ``reports/models``.
+
+    The published ``final.json`` names its checkpoints relative to ``reports/`` (no paths of this machine);
+    checkpoints of an earlier run that it does not name are removed, so ``reports/models`` is one run's.
+    """
+    if not (Path(artifacts_dir) / "final.json").is_file():
+        return None
+    final = read_output(artifacts_dir, "final")
+    models = reports_dir / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    for row in final["rows"]:
+        source = Path(row.pop("checkpoint"))
+        target = models / f"{source.parent.name}.pt"
+        copy_file(source, target)
+        row["published_checkpoint"] = str(target.relative_to(reports_dir))
+    named = {reports_dir / row["published_checkpoint"] for row in final["rows"]}
+    for stale in set(models.glob("*.pt")) - named:
+        stale.unlink()
+    write_json(models / "final.json", final)
+    return models / "final.json"
+
+
+def render_reports(artifacts_dir: str | Path = "artifacts", reports_dir: str | Path = "reports") -> list[Path]:
+    """Render the executed notebooks again (no execution), and the index."""
+    artifacts_dir, reports_dir = Path(artifacts_dir).resolve(), Path(reports_dir).resolve()
+    reports = [render_html(executed, reports_dir / f"{stem}.html")
+               for stem in NOTEBOOKS.values() if (executed := artifacts_dir / "executed" / f"{stem}.ipynb").is_file()]
+    publish_final(artifacts_dir, reports_dir)
+    write_index(reports_dir, artifacts_dir)
+    return reports
+
+
+def final_table(final: dict) -> pd.DataFrame:
+    """The final notebook's rows as the index shows them (the flip-TTA row last, where the run has one): accuracy in %
+    with its 95 % interval."""
+    rows = []
+    for r in [*final["rows"], *([final["tta"]] if "tta" in final else [])]:
+        low, high = accuracy_interval(r["accuracy"], r["n"])
+        rows.append({"model": r["label"], "test resolution (px)": r["k_test"], "loss": f"{r['loss']:.4f}",
+                     "accuracy": f"{100 * r['accuracy']:.2f} %", "95 % interval": f"{100 * low:.1f}–{100 * high:.1f} %",
+                     "extra CPU time": format_minutes(r["extra_seconds"]) if r.get("extra_seconds") else "–"})
+    return pd.DataFrame(rows)
+
+
+def write_index(reports_dir: Path, artifacts_dir: Path) -> Path:
+    """``reports/index.html``, the study's front page: the question, each notebook's findings, the final table, the reports."""
+    stages = []
+    for name, stem in NOTEBOOKS.items():
+        executed = Path(artifacts_dir) / "executed" / f"{stem}.ipynb"
+        if not (reports_dir / f"{stem}.html").is_file() or not executed.is_file():
+            continue
+        notebook = nbformat.read(executed, as_version=4)
+        seconds, ended = papermill_times(notebook)
+        output = read_output(artifacts_dir, name) if (Path(artifacts_dir) / f"{name}.json").is_file() else {}
+        stages.append({"href": f"{stem}.html", "title": notebook_title(notebook), "wall": format_minutes(seconds),
+                       "ended": (ended or "")[:16].replace("T", " "),
+                       "findings": [markdown2html(text) for text in output.get("findings", [])]})
+    final = read_output(artifacts_dir, "final") if (Path(artifacts_dir) / "final.json").is_file() else None
+    run = next((read_output(artifacts_dir, s)["run"] for s in NOTEBOOKS if (Path(artifacts_dir) / f"{s}.json").is_file()),
+               None)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
+    page = env.get_template("index.html.j2").render(
+        stages=stages, run=run, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        final=final, final_table=final_table(final).to_html(index=False, border=0, classes="results") if final else None)
+    path = reports_dir / "index.html"
+    write_text(path, page)
+    return path
