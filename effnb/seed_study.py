@@ -60,6 +60,7 @@ GRID: list[tuple[tuple[float, float, float], SeedRow]] = [
     ((1.4, 1.14, 1.05), SeedRow("experiment 5", 0.3356, 0.8564, 152)),
     ((1.4, 1.17, 1.02), SeedRow("experiment 6", 0.3230, 0.8558, 153)),
 ]
+GRID_MULTIPLIERS: list[tuple[float, float, float]] = [abg for abg, _ in GRID]  # the six candidates, in its order
 CHOSEN_GRID_EXPERIMENT = Quoted(1, 155, "experiment 1 were selected")
 
 SIGMA = Quoted(0.444, 169, "0.444")

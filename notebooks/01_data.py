@@ -39,7 +39,7 @@ import torch
 from IPython.display import Markdown, display
 
 from effnb import seed_study
-from effnb.data import P_RANGE, eval_batch, expected_sigma, image_test_size, recommended_test_resolution, resolution_ratio, sigma_distribution, train_batch
+from effnb.data import P_RANGE, TestSize, eval_batch, expected_sigma, recommended_test_resolution, resolution_ratio, sigma_distribution, train_batch
 from effnb.report import crop_explorer, draw_crop, plot_histogram, plot_sizes, show_explorer, show_images, show_jpeg, size_summary
 from effnb.study import open_study
 
@@ -100,13 +100,13 @@ crop = study.recipe.train.p_range
 proportions = sigma_distribution(hw[splits["train"]], crop, draws_per_image=4, seed=seed)
 sigma, sigma_se = float(proportions.mean()), float(proportions.std(ddof=1) / np.sqrt(len(proportions)))
 sigma_exact = expected_sigma(hw[splits["train"]], crop)
-sigma_seed_crop = expected_sigma(hw[splits["train"]], P_RANGE)
-r = resolution_ratio(sigma, image_test_size(k_train), k_train)
+sigma_seed_study_crop = expected_sigma(hw[splits["train"]], P_RANGE)
+r = resolution_ratio(sigma, TestSize.at(k_train).k_image_test, k_train)
 k_test, k_image_test = recommended_test_resolution(k_train, sigma)
 fig = plot_histogram(proportions, "crop side / longer image side", "σ")
 pd.Series({f"σ sampled, the recipe's crop U{tuple(crop)}": f"{sigma:.4f}", "σ standard error": f"{sigma_se:.4f}",
            "σ exact from the image shapes, the recipe's crop": f"{sigma_exact:.4f}",
-           f"σ exact, the seed's crop U{P_RANGE}": f"{sigma_seed_crop:.4f}",
+           f"σ exact, the seed's crop U{P_RANGE}": f"{sigma_seed_study_crop:.4f}",
            "σ (the seed)": f"{seed_study.SIGMA.value}",
            "r at k_train = 64": f"{r:.4f}", "r (the seed)": f"{seed_study.R.value}",
            "k_test at k_train = 64": f"{k_test} px", "k_image_test at k_train = 64": f"{k_image_test} px"}).to_frame("value")
@@ -130,11 +130,11 @@ for p in (0.2, 0.45, 0.7):
 study.conclude("data", {
     "images": len(cache), "classes": cache.classes, "skipped": len(cache.skipped),
     "splits": sizes, "sigma": sigma, "sigma_se": sigma_se, "sigma_exact": sigma_exact,
-    "sigma_seed_crop": sigma_seed_crop, "crop": list(crop),
+    "sigma_seed_study_crop": sigma_seed_study_crop, "crop": list(crop),
 }, [
     f"{len(cache):,} images in {len(cache.classes)} classes ({', '.join(cache.classes)}) were decoded and "
     f"{len(cache.skipped):,} skipped; the splits hold {', '.join(f'{n:,} `{k}`' for k, n in sizes.items())} images.",
-    f"The seed's crop U{P_RANGE} keeps on average σ = {sigma_seed_crop:.4f} of the image's longer side on these "
+    f"The seed's crop U{P_RANGE} keeps on average σ = {sigma_seed_study_crop:.4f} of the image's longer side on these "
     f"images, computed exactly from their shapes (the seed measured {seed_study.SIGMA.value}).",
     f"The study's recipe ends training on crops U{tuple(crop)}: σ = {sigma:.4f} ± {1.96 * sigma_se:.4f} (95 %, "
     f"sampled; exactly {sigma_exact:.4f}), the σ the later notebooks use.",

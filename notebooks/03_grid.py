@@ -35,7 +35,7 @@ seed = 0
 from IPython.display import Markdown, display
 
 from effnb import seed_study
-from effnb.nn import BASELINES, SEED_GRID, constraint, scale, scaling_table
+from effnb.nn import BASELINES, constraint, scale, scaling_table
 from effnb.report import plot_learning_curves, plot_selection, results_frame, scaling_explorer, show_explorer
 from effnb.study import DecisionRule, format_accuracy, measurement, open_study, select
 
@@ -69,8 +69,8 @@ display(Markdown(f"{rule.statement()} {measurement(study, sigma)}"))
 # baselines'. The seed's accuracies sit beside this run's.
 
 # %%
-specs = {f"experiment {i}": scale(base, a, b, g, phi) for i, (a, b, g) in enumerate(SEED_GRID, 1)}
-multipliers = dict(zip(specs, SEED_GRID))
+specs = {f"experiment {i}": scale(base, a, b, g, phi) for i, (a, b, g) in enumerate(seed_study.GRID_MULTIPLIERS, 1)}
+multipliers = dict(zip(specs, seed_study.GRID_MULTIPLIERS))
 selection = select(study, specs, rule, sigma)
 runs = selection.table()
 display(runs)
@@ -80,8 +80,8 @@ table.insert(0, "alpha", [multipliers[n][0] for n in final_rung])
 table.insert(1, "beta", [multipliers[n][1] for n in final_rung])
 table.insert(2, "gamma", [multipliers[n][2] for n in final_rung])
 table.insert(3, "a*b^2*g^2", [round(constraint(*multipliers[n]), 3) for n in final_rung])
-seed_accuracy = {f"experiment {i}": 100 * row.accuracy for i, (_, row) in enumerate(seed_study.GRID, 1)}
-table["seed test acc %"] = [seed_accuracy[n] for n in final_rung]
+seed_study_accuracy = {f"experiment {i}": 100 * row.accuracy for i, (_, row) in enumerate(seed_study.GRID, 1)}
+table["seed test acc %"] = [seed_study_accuracy[n] for n in final_rung]
 display(table)
 fig = plot_selection(runs)
 
@@ -110,7 +110,7 @@ study.conclude("grid", {
     f"After {selection.rungs[0].epochs:g} epoch(s) the six candidates reach "
     f"{min(100 * r['eval']['accuracy'] for r in first.values()):.2f}–"
     f"{max(100 * r['eval']['accuracy'] for r in first.values()):.2f} % on `test` (the seed, fully trained: "
-    f"{min(seed_accuracy.values()):.2f}–{max(seed_accuracy.values()):.2f} %); "
+    f"{min(seed_study_accuracy.values()):.2f}–{max(seed_study_accuracy.values()):.2f} %); "
     + ", ".join(n for n in final_rung if n != incumbent) + f" reached the last rung beside {incumbent}.",
     selection.decision.sentence,
     f"Notebook 04 scales with {chosen}: α, β, γ = {alpha}, {beta}, {gamma} "

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from effnb.data import image_test_size, recommended_test_resolution, subset
+from effnb.data import TestSize, recommended_test_resolution, subset
 from effnb.nn import NetSpec
 from effnb.report import plot_resolution_sweep
 from effnb.study import FIXRES_STEPS, CostOrderedRule, DecisionRule, accuracy_interval, format_accuracy, open_study
@@ -90,7 +90,7 @@ fig = plot_resolution_sweep({f"trained, unchanged ({len(sweep_idx):,} images)": 
 # %%
 decision_k = rule_k.decide({f"{row['k_test']} px": row["correct"] for row in recalibrated}, seed)
 k_test = int(decision_k.chosen.split()[0])
-k_image_test = image_test_size(k_test)
+k_image_test = TestSize.at(k_test).k_image_test
 peak = max(recalibrated, key=lambda row: row["accuracy"])
 display(decision_k.table())
 where = (f"The sweep peaks at the formula's {k_formula} px." if peak["k_test"] == k_formula else

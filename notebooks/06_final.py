@@ -80,12 +80,12 @@ display(final.round({"loss": 4, "accuracy %": 2, "extra CPU s": 1}))
 
 # %%
 no_ft, full_ft = rows["trained"], rows["full"]
-seed_rows = [seed_study.FINAL["without fine-tuning"], seed_study.FINAL["with fine-tuning"]]
+seed_study_rows = [seed_study.FINAL["without fine-tuning"], seed_study.FINAL["with fine-tuning"]]
 side = pd.DataFrame({
-    "seed loss": [r.loss for r in seed_rows], "seed acc %": [100 * r.accuracy for r in seed_rows],
+    "seed loss": [r.loss for r in seed_study_rows], "seed acc %": [100 * r.accuracy for r in seed_study_rows],
     "this run loss": [no_ft["loss"], full_ft["loss"]],
     "this run acc %": [100 * no_ft["accuracy"], 100 * full_ft["accuracy"]]},
-    index=[r.name for r in seed_rows]).round({"seed loss": 4, "this run loss": 4, "this run acc %": 2})
+    index=[r.name for r in seed_study_rows]).round({"seed loss": 4, "this run loss": 4, "this run acc %": 2})
 display(side)
 
 # %% [markdown]

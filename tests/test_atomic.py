@@ -115,3 +115,10 @@ def test_lock_makes_a_second_holder_wait_or_stop(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_same_object_saves_to_the_same_bytes(tmp_path):
+    obj = {"w": torch.arange(6.0).reshape(2, 3), "meta": {"k": 1}}
+    torch_save(tmp_path / "a.pt", obj)
+    torch_save(tmp_path / "sub.pt", obj)  # experiments hash their starting checkpoint's bytes
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "sub.pt").read_bytes()

@@ -39,6 +39,7 @@ def test_recommended_test_resolution() -> None:
     assert F.recommended_test_resolution(64, 0.444) == (128, 144)  # the seed's "twice the resolution"
     assert F.recommended_test_resolution(64, 0.45) == (126, 142)  # 64 / (0.45 * 72 / 64) = 126.4
     assert F.recommended_test_resolution(79, 0.45) == (156, 176)  # r = 0.45 * 89 / 79, 79 / r = 155.8
+    assert F.recommended_test_resolution(64, 0.444).k_image_test == 144
 
 
 def test_apparent_object_scale_is_inverse_of_r() -> None:

@@ -15,17 +15,17 @@ from effnb.train.recipes import RECIPES, Recipe, get_recipe
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def test_seed_recipe_is_the_authors_published_code():
-    seed = get_recipe("seed")
-    t = seed.train
-    assert (t.optimizer, t.lr, t.schedule, t.label_smoothing, seed.batch_size, seed.epochs) == \
+def test_published_recipe_is_the_seed_study_authors_code():
+    published = get_recipe("published")
+    t = published.train
+    assert (t.optimizer, t.lr, t.schedule, t.label_smoothing, published.batch_size, published.epochs) == \
         ("adam", 1e-3, "constant", 0.0, 64, 150)
     assert t.p_range == (0.2, 0.7)
 
 
 def test_every_profile_names_a_known_recipe_and_cpu_uses_budget():
     assert all(p.recipe in RECIPES for p in PROFILES.values())
-    assert PROFILES["cpu"].recipe == "budget" and PROFILES["full"].recipe == "seed"
+    assert PROFILES["cpu"].recipe == "budget" and PROFILES["full"].recipe == "published"
 
 
 def test_unknown_recipe_and_unknown_field_are_refused():
@@ -65,7 +65,7 @@ _ONECYCLE_FLAT = {"name": "onecycle", "about": get_recipe("onecycle").about, "op
                   "weight_decay": 0.05, "schedule": "onecycle", "epochs": 25, "batch_size": 64, "label_smoothing": 0.1,
                   "p_range": (0.2, 0.7), "p_range_start": None, "size_start": 1.0, "ema_decay": None, "bf16": False}
 _OLD_FLAT = {  # Recipe.as_dict() of each recipe before the template: provenance and ablation keys hash it
-    "seed": {**_ONECYCLE_FLAT, "name": "seed", "about": get_recipe("seed").about, "optimizer": "adam", "lr": 1e-3,
+    "published": {**_ONECYCLE_FLAT, "name": "published", "about": get_recipe("published").about, "optimizer": "adam", "lr": 1e-3,
              "weight_decay": 0.0, "schedule": "constant", "epochs": 150, "label_smoothing": 0.0},
     "onecycle": _ONECYCLE_FLAT,
     "budget": {**_ONECYCLE_FLAT, "name": "budget", "about": get_recipe("budget").about, "batch_size": 32,
@@ -132,7 +132,7 @@ def test_train_uses_the_profiles_recipe_by_default(captured, capsys, image_folde
 
 
 def test_recipe_then_config_then_flags(captured, capsys, image_folder, tmp_path):
-    config = {"recipe": "seed", "lr": 0.01, "batch_size": 16, "epochs": 3, "baseline": "A"}
+    config = {"recipe": "published", "lr": 0.01, "batch_size": 16, "epochs": 3, "baseline": "A"}
     code, _ = train(capsys, image_folder, tmp_path, "--lr", "0.005", "--baseline", "C", "--resolution", "40",
                     config=config)
     exp = captured["exp"]

@@ -3,10 +3,10 @@ import math
 import pytest
 from torch import nn
 
+from effnb.seed_study import GRID_MULTIPLIERS
 from effnb.nn.flops import count_flops, scaling_table
 from effnb.nn.model import BASELINES, EffNet, NetSpec, Scaling, StageSpec
 from effnb.nn.scaling import (
-    SEED_GRID,
     constraint,
     round_half_up,
     scale,
@@ -16,22 +16,22 @@ C = BASELINES["C"]
 
 
 def test_phi_zero_is_identity() -> None:
-    for abg in SEED_GRID:
+    for abg in GRID_MULTIPLIERS:
         assert scale(C, *abg, 0).content() == C.content()
 
 
 def test_scaled_spec_records_how_it_was_scaled() -> None:
     names = set()
-    for a, b, g in SEED_GRID:
+    for a, b, g in GRID_MULTIPLIERS:
         scaled = scale(C, a, b, g, 1)
         assert scaled.scaling == Scaling("C", a, b, g, 1)
         names.add(scaled.name)
-    assert len(names) == len(SEED_GRID)  # each candidate says which it is
+    assert len(names) == len(GRID_MULTIPLIERS)  # each candidate says which it is
     assert scale(C, 1.2, 1.05, 1.23, 2).name == "C-a1.2-b1.05-g1.23-phi2"
     assert C.scaling is None
 
 
-@pytest.mark.parametrize("abg", SEED_GRID)
+@pytest.mark.parametrize("abg", GRID_MULTIPLIERS)
 @pytest.mark.parametrize("phi", [1, 2, 3, 4])
 def test_fixed_stages(abg: tuple[float, float, float], phi: int) -> None:
     scaled = scale(C, *abg, phi)
@@ -98,7 +98,7 @@ def test_scale_bounds_the_growth() -> None:
 
 
 def test_seed_grid_satisfies_constraint() -> None:
-    assert all(abs(constraint(*abg) - 2) <= 0.1 for abg in SEED_GRID)
+    assert all(abs(constraint(*abg) - 2) <= 0.1 for abg in GRID_MULTIPLIERS)
 
 
 def test_count_flops_single_conv() -> None:

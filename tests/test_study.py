@@ -48,8 +48,8 @@ def test_an_experiment_is_its_content_not_its_label(study):
 def test_training_uses_the_augmentation_at_k_train_and_evaluates_at_k_train(study):
     exp = study.selection_experiment(C)
     feed, val = exp.train_feed(study.cache), exp.eval_feed(study.cache)
-    assert (feed.mode, feed.size) == ("train", C.resolution)
-    assert (val.mode, val.size) == ("eval", C.resolution)
+    assert (feed.mode, feed.side) == ("train", C.resolution)
+    assert (val.mode, val.side) == ("eval", C.resolution)
 
 
 def test_final_model_trains_on_the_whole_train_split_and_never_sees_test2(study):
@@ -64,7 +64,7 @@ def test_fixres_variants_see_the_training_images_through_the_evaluation_preproce
     assert set(variants) == {"bn_recal", "head", "full"}
     for exp in variants.values():
         feed, val = exp.train_feed(study.cache), exp.eval_feed(study.cache)
-        assert (feed.mode, feed.size) == ("eval", 96) and (val.mode, val.size) == ("eval", 96)
+        assert (feed.mode, feed.side) == ("eval", 96) and (val.mode, val.side) == ("eval", 96)
         assert exp.init == "trained.pt" and exp.kind != "train"
         assert set(exp.train_indices) <= set(study.splits["train"].tolist())
 

@@ -61,7 +61,7 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
                for row in published["rows"])
     data = read_output(artifacts, "data")
     lo, hi = data["crop"]
-    assert lo <= data["sigma"] <= hi and 0.2 <= data["sigma_seed_crop"] <= 0.7
+    assert lo <= data["sigma"] <= hi and 0.2 <= data["sigma_seed_study_crop"] <= 0.7
 
 
 @pytest.mark.slow

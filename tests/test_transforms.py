@@ -25,6 +25,12 @@ def test_image_test_size() -> None:
     assert T.image_test_size(156) == 176  # 175.5 rounds half up
 
 
+def test_test_size_derives_the_image_side_once() -> None:
+    assert T.TestSize.at(64) == (64, 72) and T.TestSize.at(156).k_image_test == 176
+    assert T.TestSize.at(128, 150) == T.TestSize(128, 150)  # a given image side is kept
+    assert T.TestSize.at(64)._asdict() == {"k_test": 64, "k_image_test": 72}  # the checkpoint's keys
+
+
 def test_crop_boxes_square_inside_and_in_range() -> None:
     hw = torch.tensor([[200, 200], [150, 180], [180, 150], [37, 41]]).repeat(500, 1)
     boxes, props = T.sample_crop_boxes(hw, generator=_gen())

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from effnb.data.fixres import estimate_sigma, recommended_test_resolution
 from effnb.nn.model import BASELINES, EffNet, NetSpec, fused_early
-from effnb.nn.scaling import SEED_GRID, scale
+from effnb import seed_study
+from effnb.nn.scaling import scale
 from effnb.study.context import Study, prepare_study
 from effnb.study.outputs import read_output
 from effnb.train.checkpoint import load_checkpoint
@@ -74,7 +75,7 @@ def study_choices(study: Study) -> tuple[NetSpec, str | None, float, list[str]]:
     else:
         baselines, grid = read_output(out, "baselines", required=False), read_output(out, "grid", required=False)
         base = baselines["chosen"] if baselines else "C"
-        abg = tuple(grid[k] for k in ("alpha", "beta", "gamma")) if grid else SEED_GRID[0]
+        abg = tuple(grid[k] for k in ("alpha", "beta", "gamma")) if grid else seed_study.GRID_MULTIPLIERS[0]
         if baselines is None:
             notes.append(f"no {out}/baselines.json: baseline C (the seed's choice), not the study's")
         if grid is None:
@@ -180,11 +181,12 @@ def bench_evaluation(rows: Rows, study: Study, final: NetSpec, sigma: float, che
 
 def bench_scaling(rows: Rows, batch: int, steps: int, rounds: int) -> None:
     """The model-only train step of C scaled by phi = 1, 2, 3 and with a Fused-MBConv stage, interleaved."""
-    scaled = {phi: scale(BASELINES["C"], *SEED_GRID[0], phi) for phi in (1, 2, 3)}
+    scaled = {phi: scale(BASELINES["C"], *seed_study.GRID_MULTIPLIERS[0], phi) for phi in (1, 2, 3)}
     networks = {**{f"phi = {phi} @{net.resolution}px": net for phi, net in scaled.items()},
                 "phi = 2, first MBConv stage Fused-MBConv": fused_early(scaled[2], 1)}
     print(f"interleaved, median of {rounds} rounds: the model-only train step of C scaled by alpha, beta, gamma = "
-          f"{SEED_GRID[0]} (effnb ablate --phi budgets its rows by these times) and with a Fused-MBConv stage")
+          f"{seed_study.GRID_MULTIPLIERS[0]} (effnb ablate --phi budgets its rows by these times) and with a "
+          "Fused-MBConv stage")
     rates = interleaved({name: (lambda net=net: model_step_rate(net, batch, steps)) for name, net in networks.items()},
                         rounds)
     reference = rates[f"phi = 2 @{scaled[2].resolution}px"]

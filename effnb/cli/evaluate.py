@@ -13,7 +13,7 @@ import torch
 
 from effnb.data.cache import CACHE_ENV, build_cache, cache_home
 from effnb.data.errors import DataError
-from effnb.data.transforms import image_test_size
+from effnb.data.transforms import TestSize
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.feed import Feed, check_resolution
 from effnb.train.inference import evaluate
@@ -21,15 +21,15 @@ from effnb.utils.atomic import StorageError, ensure_dir
 from effnb.utils.device import pick_device
 
 
-def eval_sizes(preprocessing: dict, k_test: int | None = None) -> tuple[int, int]:
-    """``(k_test, k_image_test)``: a checkpoint's recommended evaluation sizes, or ``k_test`` with its image size.
+def eval_sizes(preprocessing: dict, k_test: int | None = None) -> TestSize:
+    """A checkpoint's recommended evaluation sizes, or ``k_test`` with its image size.
 
     ``k_test`` is checked against the checkpoint's cache side (see :func:`effnb.train.feed.check_resolution`).
     """
     if k_test is None:
-        return preprocessing["k_test"], preprocessing["k_image_test"]
+        return TestSize(preprocessing["k_test"], preprocessing["k_image_test"])
     check_resolution(k_test, preprocessing["cache_side"])
-    return k_test, image_test_size(k_test)
+    return TestSize.at(k_test)
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, k_test: int | None = None,
@@ -37,7 +37,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, k_test: in
     """Accuracy and loss of ``checkpoint`` on every image of ``data_dir`` with the checkpoint's own test preprocessing.
 
     Class folders are matched case-insensitively to the checkpoint's classes. ``k_test`` overrides the
-    checkpoint's test resolution (then ``k_image_test = image_test_size(k_test)``). The decoded images are
+    checkpoint's test resolution (then ``k_image_test`` follows from it, :meth:`TestSize.at`). The decoded images are
     cached under ``cache_root`` (default ``cache_home()/eval``, see :func:`effnb.data.cache.cache_home`). The device,
     the checkpoint and ``k_test`` are checked before any image is decoded.
     """

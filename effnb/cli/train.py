@@ -17,7 +17,7 @@ from effnb.cli.options import (
 
 TRAIN_PRECEDENCE = ("Precedence, lowest first: built-in defaults < the recipe (--recipe, else the profile's) < "
                     "the --config JSON file < flags given on the command line. --config keys are the long option "
-                    "names with '_' for '-' (e.g. {\"recipe\": \"seed\", \"batch_size\": 32}).")
+                    "names with '_' for '-' (e.g. {\"recipe\": \"published\", \"batch_size\": 32}).")
 
 # after DATA_OPTIONS and --config, in --help's order
 TRAIN_OPTIONS = (

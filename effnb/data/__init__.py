@@ -9,8 +9,8 @@ from effnb.data.fixres import (
            sigma_distribution,
 )
 from effnb.data.splits import make_splits, subset
-from effnb.data.transforms import P_RANGE, eval_batch, image_test_size, train_batch
+from effnb.data.transforms import P_RANGE, TestSize, eval_batch, image_test_size, train_batch
 
-__all__ = ["P_RANGE", "DataError", "ImageCache", "build_cache", "eval_batch", "expected_sigma", "image_test_size",
-           "make_splits", "recommended_test_resolution", "resolution_ratio", "resolve_data_dir",
+__all__ = ["P_RANGE", "DataError", "ImageCache", "TestSize", "build_cache", "eval_batch", "expected_sigma",
+           "image_test_size", "make_splits", "recommended_test_resolution", "resolution_ratio", "resolve_data_dir",
            "sigma_distribution", "subset", "train_batch"]

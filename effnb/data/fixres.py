@@ -26,6 +26,7 @@ from torch import Tensor
 from effnb.data.transforms import (
     P_RANGE,
     TEST_CROP_RATIO,
+    TestSize,
     image_test_size,
     sample_crop_boxes,
 )
@@ -83,14 +84,14 @@ def apparent_object_scale(sigma: float, k_train: int, k_image_test: int) -> floa
 
 def recommended_test_resolution(
     k_train: int, sigma: float, crop_ratio: float = TEST_CROP_RATIO
-) -> tuple[int, int]:
+) -> TestSize:
     """Test resolution that undoes the train/test scale discrepancy.
 
     r is measured at the test preprocessing used during training (``k_test = k_train``,
-    ``k_image_test = image_test_size(k_train)``); returns ``(k_test, k_image_test)`` with
+    ``k_image_test = image_test_size(k_train)``); returns the :class:`TestSize` with
     ``k_test = round(k_train / r)`` and ``k_image_test = image_test_size(k_test)``.
     The seed's σ = 0.444 gives (128, 144) at k_train = 64; σ = 0.45 gives (126, 142).
     """
     r = resolution_ratio(sigma, image_test_size(k_train, crop_ratio), k_train)
     k_test = round(k_train / r)
-    return k_test, image_test_size(k_test, crop_ratio)
+    return TestSize(k_test, image_test_size(k_test, crop_ratio))

@@ -40,6 +40,7 @@ CPU), so results are deterministic given its state.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,19 @@ def image_test_size(k_test: int, crop_ratio: float = TEST_CROP_RATIO) -> int:
     ``k_test / crop_ratio`` rounded half up (64 -> 72, 128 -> 144, 156 -> 176).
     """
     return math.floor(k_test / crop_ratio + 0.5 + 1e-9)
+
+
+class TestSize(NamedTuple):
+    """The evaluation preprocessing's two sides: resize the shorter side to ``k_image_test``, centre-crop ``k_test``."""
+
+    __test__ = False  # not a pytest test class
+    k_test: int
+    k_image_test: int
+
+    @classmethod
+    def at(cls, k_test: int, k_image_test: int | None = None) -> TestSize:
+        """``k_test`` with its image side, ``image_test_size(k_test)`` unless given: the one place it is derived."""
+        return cls(int(k_test), int(k_image_test) if k_image_test else image_test_size(k_test))
 
 
 def _as_hw(hw: Tensor) -> Tensor:
@@ -101,7 +115,7 @@ def eval_boxes(hw: Tensor, k_test: int, k_image_test: int | None = None) -> Tens
     Sides and offsets are rounded to whole pixels as ``v2.CenterCrop`` rounds them.
     Returns float ``[B, 4]`` ``(x1, y1, x2, y2)`` boxes in canvas pixels.
     """
-    k_image_test = k_image_test or image_test_size(k_test)
+    k_test, k_image_test = TestSize.at(k_test, k_image_test)
     hw = _as_hw(hw)
     h, w = hw.unbind(1)
     side = (torch.minimum(h, w) * (k_test / k_image_test)).round().clamp_(min=1)

@@ -6,11 +6,7 @@ import math
 import numbers
 from dataclasses import replace
 
-from effnb import seed_study
 from effnb.nn.model import NetSpec, Scaling
-
-# The seed's six (alpha, beta, gamma) candidates, in its order (its published results: seed_study.GRID).
-SEED_GRID: list[tuple[float, float, float]] = [abg for abg, _ in seed_study.GRID]
 
 MAX_FLOPS_FACTOR = 2.0**10  # the largest FLOPs growth scale() accepts: phi 10 at the seed's constraint 2
 

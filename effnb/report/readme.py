@@ -81,11 +81,11 @@ def results_markdown(final: dict) -> str:
         r = final["tta"]
         lines.append(f"| {r['label']} | {r['k_test']} | {r['loss']:.4f} | {_accuracy(r)} | {r['extra_seconds']:.0f} |")
     trained, tuned = final["rows"][0], final["rows"][-1]
-    seed_rows = [seed_study.FINAL["without fine-tuning"], seed_study.FINAL["with fine-tuning"]]
+    seed_study_rows = [seed_study.FINAL["without fine-tuning"], seed_study.FINAL["with fine-tuning"]]
     lines += ["", "Beside the seed (its φ = 4; this run's profile above):", "",
               "| | seed loss | seed acc | this run loss | this run acc |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {s.name} | {s.loss:.4f} | {100 * s.accuracy:.2f} % | {r['loss']:.4f} | {_accuracy(r)} |"
-              for s, r in zip(seed_rows, (trained, tuned))]
+              for s, r in zip(seed_study_rows, (trained, tuned))]
     chosen = _chosen_row(final)
     lines += ["", f"The study's model is “{chosen['label']}”. To check its published checkpoint against the report:",
               "", "```bash",

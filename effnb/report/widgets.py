@@ -10,7 +10,7 @@ from IPython.display import Markdown, display
 
 from effnb.data.cache import ImageCache
 from effnb.data.fixres import apparent_object_scale
-from effnb.data.transforms import crop_resize, eval_boxes, image_test_size
+from effnb.data.transforms import TestSize, crop_resize, eval_boxes
 from effnb.nn.flops import scaling_table
 from effnb.nn.model import NetSpec
 from effnb.report.plots import show_images, show_jpeg
@@ -40,7 +40,7 @@ def draw_crop(cache: ImageCache, index: int, proportion: float, k_train: int = 6
     train_view = crop_resize(images, torch.tensor([[x0, y0, x0 + side, y0 + side]]), k_train)[0]
     test_view = crop_resize(images, eval_boxes(hw, k_test), k_test)[0]
     used = side / max(h, w)
-    scale = apparent_object_scale(used, k_train, image_test_size(k_test))
+    scale = apparent_object_scale(used, k_train, TestSize.at(k_test).k_image_test)
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
     axes[0].imshow(images[0, :, :h, :w].permute(1, 2, 0).numpy())
     axes[0].add_patch(plt.Rectangle((x0, y0), side, side, fill=False, ec="crimson", lw=2))

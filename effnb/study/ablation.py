@@ -20,7 +20,8 @@ import torch
 from effnb.data.fixres import estimate_sigma, recommended_test_resolution
 from effnb.data.splits import subset
 from effnb.nn.model import BASELINES, NetSpec
-from effnb.nn.scaling import SEED_GRID, scale
+from effnb import seed_study
+from effnb.nn.scaling import scale
 from effnb.study.context import Study
 from effnb.study.profiles import Profile
 from effnb.study.stats import accuracy_interval, compare_paired
@@ -67,8 +68,8 @@ def default_variants(steps: int = 1000) -> list[Variant]:
     return [
         Variant(REFERENCE, "reference: AdamW, one-cycle to lr 2e-3, label smoothing 0.1", ref),
         Variant("linear", "lr decays linearly to zero over the budget (Li et al. 2020) instead of one-cycle", linear),
-        Variant("seed", "the author's published code: Adam, lr 1e-3 constant, plain cross-entropy",
-                get_recipe("seed").with_changes(epochs=ref.epochs)),
+        Variant("published", "the author's published code: Adam, lr 1e-3 constant, plain cross-entropy",
+                get_recipe("published").with_changes(epochs=ref.epochs)),
         Variant("progressive", "+ progressive resizing 0.5 -> 1 x k_train, crops U(0.5, 1.0) -> U(0.2, 0.7)",
                 ref.with_changes(size_start=0.5, **rising)),
         Variant("ema", f"+ EMA of weights and BN buffers (decay {decay} per step), the average evaluated",
@@ -101,7 +102,7 @@ def phi_variants(recipe: Recipe, budget: float, phis: tuple[int, ...] = (2, 1, 3
     which phi buys the most accuracy per minute. The first is the reference."""
     rows = []
     for phi in phis:
-        spec = scale(BASELINES["C"], *SEED_GRID[0], phi)
+        spec = scale(BASELINES["C"], *seed_study.GRID_MULTIPLIERS[0], phi)
         epochs = round(budget / PHI_COST[phi], 1)
         rows.append(Variant(f"phi{phi}", f"phi = {phi} at {spec.resolution} px, {epochs:g} equivalent epochs "
                             f"(the minutes of phi = 2's {budget:g})", recipe, spec, epochs))
@@ -227,7 +228,7 @@ def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: 
         raise ValueError(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {', '.join(v.name for v in every)}")
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    what = (f"The study's final network (baseline C, alpha, beta, gamma = {SEED_GRID[0]}) at each phi with the "
+    what = (f"The study's final network (baseline C, alpha, beta, gamma = {seed_study.GRID_MULTIPLIERS[0]}) at each phi with the "
             f"`{study.recipe.name}` recipe, at equal training minutes: phi = 2 for {budget:g} equivalent epochs, the "
             f"others for as many as fit in the same minutes" if phi else
             f"Baseline C at 64 px, budget {budget:g} equivalent epochs")

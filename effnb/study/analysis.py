@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from effnb.data.cache import ImageCache
-from effnb.data.transforms import image_test_size
+from effnb.data.transforms import TestSize
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.feed import Feed
 from effnb.train.inference import predict, score
@@ -84,7 +84,7 @@ def predict_models(models: Mapping[str, tuple[str, dict | None]], cache: ImageCa
     """Predict ``indices`` once with each model ``{id: (checkpoint, preprocessing)}``, with the evaluation preprocessing
     (``tta``: averaging each image's logits with its mirror's).
 
-    ``preprocessing`` holds ``k_test`` and ``k_image_test`` (None: ``image_test_size(k_test)``), or is None for
+    ``preprocessing`` holds ``k_test`` and ``k_image_test`` (None: derived by :meth:`TestSize.at`), or is None for
     the checkpoint's own. Each row holds the id, checkpoint, k_test, k_image_test, loss, accuracy and the number
     of images.
     """
@@ -93,7 +93,7 @@ def predict_models(models: Mapping[str, tuple[str, dict | None]], cache: ImageCa
     for model_id, (checkpoint, pre) in models.items():
         model, meta = load_checkpoint(checkpoint)
         pre = pre or meta["preprocessing"]
-        k_test, k_image_test = pre["k_test"], pre.get("k_image_test") or image_test_size(pre["k_test"])
+        k_test, k_image_test = TestSize.at(pre["k_test"], pre.get("k_image_test"))
         feed = Feed(cache, indices, k_test, "eval", k_image_test=k_image_test, batch_size=batch_size)
         logits, labels = predict(model, feed, device, tta=tta)
         out.probs[model_id] = logits.softmax(1).numpy()

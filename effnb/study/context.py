@@ -95,14 +95,14 @@ class Study:
                 "python": platform.python_version(),
                 "machine": f"{platform.machine()} with {os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads)"}
 
-    def conclude(self, stage: str, results: dict, findings: list[str]) -> None:
+    def conclude(self, notebook: str, results: dict, findings: list[str]) -> None:
         """A notebook's last call: write its results and findings for the next notebooks, and show the findings."""
         from IPython.display import (  # lazily: the CLI imports this module without IPython
             Markdown,
             display,
         )
 
-        write_output(self.artifacts_dir, stage, {"run": self.run_info(), **results, "findings": findings})
+        write_output(self.artifacts_dir, notebook, {"run": self.run_info(), **results, "findings": findings})
         display(Markdown("\n".join(f"- {line}" for line in findings)))
 
     def train_config(self, k_train: int, epochs: float, **overrides) -> TrainConfig:
@@ -185,7 +185,7 @@ def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts
     return Study(cache, splits, profile, seed, artifacts_dir, root, test2)
 
 
-def open_study(stage: str, profile: str | Profile, data_dir: str | Path | None, artifacts_dir: str | Path,
+def open_study(notebook: str, profile: str | Profile, data_dir: str | Path | None, artifacts_dir: str | Path,
                seed: int = 0) -> Study:
     """Every notebook's first call: check the earlier notebooks ran, prepare the data, pick the device, and state
     the run (profile, data, hardware, versions) once at the top of the report."""
@@ -194,7 +194,7 @@ def open_study(stage: str, profile: str | Profile, data_dir: str | Path | None, 
         display,
     )
 
-    for earlier in list(NOTEBOOKS)[:list(NOTEBOOKS).index(stage)]:
+    for earlier in list(NOTEBOOKS)[:list(NOTEBOOKS).index(notebook)]:
         read_output(artifacts_dir, earlier)
     with contextlib.redirect_stdout(sys.stderr):  # the cache's own summary: on the terminal, not in the report
         study = prepare_study(profile, data_dir, artifacts_dir, seed)

@@ -126,7 +126,7 @@ PROFILES: dict[str, Profile] = {
                             head_finetune_lr=1e-3),
     ),
     "full": Profile(
-        name="full", description="the author's published schedule, for a GPU", recipe="seed",
+        name="full", description="the author's published schedule, for a GPU", recipe="published",
         data=DataBudget(cache_side=320, limit_per_class=None, test_size=4000, test2_size=4000),
         selection=SelectionBudget(train_n=None, epochs=30, eval_n=None, grid_phi=1, scaling_phis=(2, 3),
                                   halving_rungs=(8, 15), at_fixres=True),

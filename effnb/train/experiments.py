@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from effnb.data.cache import ImageCache
-from effnb.data.transforms import image_test_size
+from effnb.data.transforms import TestSize
 from effnb.nn.flops import count_flops, count_params
 from effnb.nn.model import EffNet, NetSpec
 from effnb.train.checkpoint import load_checkpoint, save_checkpoint
@@ -191,7 +191,7 @@ def _run(exp: Experiment, cache: ImageCache, folder: Path, device: torch.device 
                     on_epoch_end=save_progress, progress=progress)
     # resumed runs count the epochs done before the interruption too
     seconds = sum(r["seconds"] for r in state.history) if state.history else time.perf_counter() - started
-    preprocessing = {"k_train": exp.spec.resolution, "k_test": exp.k_test, "k_image_test": image_test_size(exp.k_test),
+    preprocessing = {"k_train": exp.spec.resolution, **TestSize.at(exp.k_test)._asdict(),
                      "cache_side": cache.side}
     checkpoint = save_checkpoint(folder / "model.pt", model, exp.spec, cache.classes, preprocessing,
                                  experiment=exp.name, key=exp.key())

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from effnb.data.cache import ImageCache
-from effnb.data.transforms import P_RANGE, eval_batch, train_batch
+from effnb.data.transforms import P_RANGE, TestSize, eval_batch, train_batch
 
 # evaluation batch of the fast path: a small batch keeps its activations in the CPU's caches (``effnb bench`` times it)
 EVAL_BATCH = 32
@@ -41,19 +41,25 @@ def check_resolution(resolution: int, cache_side: int) -> None:
 class Feed:
     """Which images, at which input size, with which preprocessing: "train" augmentation or "eval" preprocessing.
 
-    ``size`` is k_train in train mode and k_test in eval mode (``k_image_test`` defaults to ``image_test_size(size)``).
+    ``side`` is the side of the square images it yields, the network's input: k_train to train, k_test to
+    evaluate (cut from the shorter side ``k_image_test``, by default derived by :meth:`TestSize.at`).
     """
 
     cache: ImageCache
     indices: np.ndarray
-    size: int
+    side: int
     mode: Literal["train", "eval"] = "train"
     k_image_test: int | None = None
     batch_size: int = 64
     p_range: tuple[float, float] = P_RANGE  # train mode: range of the crop proportion (smaller = stronger)
 
     def __post_init__(self) -> None:
-        check_resolution(self.size, self.cache.side)
+        check_resolution(self.side, self.cache.side)
+
+    @property
+    def test_size(self) -> TestSize:
+        """The evaluation preprocessing's sides (eval mode)."""
+        return TestSize.at(self.side, self.k_image_test)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -73,7 +79,7 @@ class Feed:
             hw = torch.from_numpy(np.asarray(self.cache.hw[idx]))
             labels = torch.from_numpy(np.asarray(self.cache.labels[idx], dtype=np.int64))
             if self.mode == "train":
-                x, _ = train_batch(images, hw, self.size, generator=generator, p_range=self.p_range)
+                x, _ = train_batch(images, hw, self.side, generator=generator, p_range=self.p_range)
             else:
-                x = eval_batch(images, hw, self.size, self.k_image_test)
+                x = eval_batch(images, hw, *self.test_size)
             yield x, labels

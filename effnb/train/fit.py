@@ -180,7 +180,7 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
     Returns the training state with a per-epoch history (train/val loss and accuracy, learning rate,
     input size, images/s, wall time). ``on_epoch_end(model, state, optimizer, scheduler)`` is where
     checkpoints are written (``state.ema_state`` holds the weight average). In train mode each epoch's
-    input size and crop range follow ``config.epoch_plan`` (``train.size`` is the target k_train). With
+    input size and crop range follow ``config.epoch_plan`` (``train.side`` is the target k_train). With
     ``config.ema_decay`` the validation rows evaluate the average, and ``model`` holds the average when
     ``fit`` returns. Raises :class:`TrainingDiverged` on a NaN/inf loss, before anything of that epoch is saved.
     """
@@ -202,15 +202,15 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
         gen = epoch_generator(seed, epoch)
         feed = train
         if train.mode == "train":
-            size, p_range = config.epoch_plan(epoch, train.size)
-            feed = replace(train, size=size, p_range=p_range)
+            side, p_range = config.epoch_plan(epoch, train.side)
+            feed = replace(train, side=side, p_range=p_range)
         loss_sum, correct, seen, elapsed = train_one_epoch(
             model, feed, opt, sched if per_batch_schedule else None, ema, config, device,
             drop_last=len(train) >= train.batch_size, generator=gen, progress=progress,
-            desc=f"epoch {epoch + 1}/{config.epochs} @{feed.size}px", total=steps * train.batch_size,
+            desc=f"epoch {epoch + 1}/{config.epochs} @{feed.side}px", total=steps * train.batch_size,
             where=f"in epoch {epoch + 1}; the last good checkpoint (epoch {state.epoch}) is kept")
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-               "lr": opt.param_groups[0]["lr"], "size": feed.size, "img_per_s": seen / elapsed, "seconds": elapsed}
+               "lr": opt.param_groups[0]["lr"], "size": feed.side, "img_per_s": seen / elapsed, "seconds": elapsed}
         if ema is not None:
             state.ema_state = ema.state_dict()
         if val is not None:

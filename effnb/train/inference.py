@@ -17,7 +17,6 @@ from torch import nn
 from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 
 from effnb.data.cache import ImageCache
-from effnb.data.transforms import image_test_size
 from effnb.train.feed import EVAL_BATCH, Feed
 from effnb.train.modes import autocast
 from effnb.train.onnx_runtime import ort_available, ort_forward
@@ -94,10 +93,10 @@ def eval_path(model: nn.Module, feed: Feed, device: torch.device, *, fast: bool,
         return inference_model(model), use_bf16
     net = None
     timed = len(feed) >= AUTO_MIN_BATCHES * feed.batch_size  # few images: not worth timing
-    if onnx or timed and _FASTER.get(_fp32_key(model, feed.size, feed.batch_size)) is not False:
-        net = ort_forward(model, feed.size)  # not exported where PyTorch already won the timing
+    if onnx or timed and _FASTER.get(_fp32_key(model, feed.side, feed.batch_size)) is not False:
+        net = ort_forward(model, feed.side)  # not exported where PyTorch already won the timing
         if net and onnx is None:  # both exact fp32: take whichever is faster for this network here
-            net = faster_fp32_path(model, net, feed.size, feed.batch_size)
+            net = faster_fp32_path(model, net, feed.side, feed.batch_size)
     return net or inference_model(model), False
 
 
@@ -122,7 +121,7 @@ def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", pr
     net, use_bf16 = eval_path(model, feed, device, fast=fast, bf16=bf16, onnx=onnx)
     logits, labels = [], []
     with (torch.inference_mode(), autocast(device, use_bf16),
-          tqdm(total=len(feed), desc=f"eval @{feed.size}px", unit="img", disable=not progress, leave=False) as bar):
+          tqdm(total=len(feed), desc=f"eval @{feed.side}px", unit="img", disable=not progress, leave=False) as bar):
         for x, y in feed.batches():
             x = x.to(device)
             out = net(x).float()
@@ -152,8 +151,7 @@ def evaluate(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", p
     logits, labels = predict(model, feed, device, progress, tta=tta, fast=fast, bf16=bf16, onnx=onnx,
                              batch_size=batch_size)
     seconds = time.perf_counter() - start
-    metrics = {**score(logits, labels), "k_test": feed.size,
-               "k_image_test": feed.k_image_test or image_test_size(feed.size), "img_per_s": len(labels) / seconds}
+    metrics = {**score(logits, labels), **feed.test_size._asdict(), "img_per_s": len(labels) / seconds}
     if per_image:
         metrics["correct"] = pack_correct((logits.argmax(1) == labels).numpy())
     return metrics
@@ -189,7 +187,7 @@ def recalibrate_bn(model: nn.Module, feed: Feed, device: torch.device | str = "c
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over all batches
     model.train()
-    with tqdm(total=len(feed), desc=f"BN recalibration @{feed.size}px", unit="img", disable=not progress,
+    with tqdm(total=len(feed), desc=f"BN recalibration @{feed.side}px", unit="img", disable=not progress,
               leave=False) as bar:
         for x, _ in feed.batches():
             model(x.to(device))

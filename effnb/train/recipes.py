@@ -69,13 +69,13 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    # The seed's own recipe. Seed 000's text is SILENT on the optimiser, learning rate, schedule, loss, batch
+    # The seed study's recipe as its author published it. Seed 000's text is SILENT on the optimiser, learning rate, schedule, loss, batch
     # size and number of epochs (its "Final Results" section names only phi = 4 and the accuracies); its
     # "Augmentation" section gives the crop. Every other value below comes from the author's published code
     # (AdamStein97/Efficient-Network-Scaling-with-Test-Resolution-Fine-Tuning, its configs and trainer, as
     # summarised in DESIGN.md, "What the seed's author published"):
-    "seed": Recipe(
-        name="seed", about="the author's published code: Adam, lr 1e-3 constant, plain cross-entropy, batch 64",
+    "published": Recipe(
+        name="published", about="the author's published code: Adam, lr 1e-3 constant, plain cross-entropy, batch 64",
         train=TrainConfig(
             epochs=0,
             optimizer="adam",  # the author's published code: Adam

@@ -117,8 +117,11 @@ def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> None:
 
 
 def torch_save(path: str | os.PathLike, obj: Any) -> None:
-    """``torch.save`` to ``path`` atomically."""
-    _replace_from_temp(Path(path), lambda tmp: torch.save(obj, tmp))
+    """``torch.save`` to ``path`` atomically; the same object gives the same bytes wherever it is saved."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object, not a path: the archive's inner folder would be the temp name
+            torch.save(obj, f)
+    _replace_from_temp(Path(path), write)
 
 
 def ensure_dir(path: str | os.PathLike, what: str = "folder") -> Path:
