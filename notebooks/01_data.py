@@ -25,7 +25,7 @@
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | cpu | full (see effnb/study/profiles.py)
 data_dir = None  # None: $EFFNB_DATA_DIR, else ../shared/data/PetImages beside the repository, else download
-artifacts_dir = "../artifacts"
+artifacts_dir = None  # None: artifacts/ at the top of the repository, whatever the working folder
 seed = 0
 
 # %% [markdown]

@@ -25,7 +25,7 @@
 # %% tags=["parameters"]
 profile = "smoke"
 data_dir = None
-artifacts_dir = "../artifacts"
+artifacts_dir = None  # None: artifacts/ at the top of the repository, whatever the working folder
 seed = 0
 
 # %% [markdown]

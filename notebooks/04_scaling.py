@@ -24,7 +24,7 @@
 # %% tags=["parameters"]
 profile = "smoke"
 data_dir = None
-artifacts_dir = "../artifacts"
+artifacts_dir = None  # None: artifacts/ at the top of the repository, whatever the working folder
 seed = 0
 
 # %% [markdown]
@@ -80,7 +80,7 @@ fig = plot_accuracy_vs_flops(curve, label="phi")
 # epoch is checkpointed: an interrupted run resumes from its last finished epoch.
 
 # %%
-final = run_experiment(study.final_experiment(final_spec), study.cache, artifacts_dir, study.device)
+final = run_experiment(study.final_experiment(final_spec), study.cache, study.artifacts_dir, study.device)
 display(results_frame([final]))
 fig = plot_learning_curves([final])
 

@@ -30,7 +30,7 @@
 # %% tags=["parameters"]
 profile = "smoke"
 data_dir = None
-artifacts_dir = "../artifacts"
+artifacts_dir = None  # None: artifacts/ at the top of the repository, whatever the working folder
 seed = 0
 
 # %% [markdown]
@@ -115,7 +115,7 @@ display(Markdown(rule_step.statement() + " (`larger_test`: the trained model tes
 
 # %%
 variants = study.fixres_experiments(spec, scaling["checkpoint"], k_test)
-finetuned = {vid: run_experiment(exp, study.cache, artifacts_dir, study.device) for vid, exp in variants.items()}
+finetuned = {vid: run_experiment(exp, study.cache, study.artifacts_dir, study.device) for vid, exp in variants.items()}
 for vid, result in finetuned.items():
     tuned, _ = load_checkpoint(result["checkpoint"])
     curves[vid] = resolution_sweep(tuned, study.cache, sweep_idx, k_tests, device=study.device)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +88,12 @@ def test_a_fixres_step_is_the_same_experiment_wherever_its_starting_checkpoint_l
     assert here.key() == there.key()
     moved.write_bytes(checkpoint.read_bytes() + b"other weights")
     assert study.fixres_experiments(C, init=str(moved), k_test=96)["full"].key() != here.key()
+
+
+def test_the_default_artifacts_folder_does_not_depend_on_the_working_folder(tmp_path, monkeypatch):
+    from effnb.study.context import resolve_artifacts_dir
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)  # e.g. papermill started from another folder
+    assert resolve_artifacts_dir(None) == repo / "artifacts"
+    assert resolve_artifacts_dir("out") == Path("out")

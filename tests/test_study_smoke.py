@@ -90,6 +90,7 @@ def test_reports_are_fit_for_a_reader(smoke_study):
         assert title and title.group(1).strip() not in {"Notebook", page}
         assert not [p for p in machine_paths if p in html], f"{page}.html shows a path of this machine"
         assert "PosixPath(" not in html and "application/vnd.jupyter.widget" not in html
+        assert not re.findall(r"<script[^>]*\bsrc=|<link[^>]*href=\"https?:", html), f"{page}.html loads from the web"
         if page != "index":
             assert 'href="index.html"' in html and "What this shows" in html
             assert html.count("<b>Run:</b>") + html.count("<strong>Run:</strong>") == 1  # the run stated once

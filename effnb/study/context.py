@@ -171,11 +171,20 @@ class Study:
         }
 
 
-def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts_dir: str | Path,
+def resolve_artifacts_dir(artifacts_dir: str | Path | None) -> Path:
+    """``artifacts_dir``, or by default ``artifacts/`` at the top of this checkout (whatever the working folder;
+    outside a checkout, in the working folder), the folder ``make study`` writes."""
+    if artifacts_dir is not None:
+        return Path(artifacts_dir)
+    checkout = Path(__file__).resolve().parents[2]
+    return (checkout if (checkout / "notebooks").is_dir() else Path.cwd()) / "artifacts"
+
+
+def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts_dir: str | Path | None,
                   seed: int = 0) -> Study:
     """Find (or download) the data, decode it once into the cache (read back if built before), split it."""
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    artifacts_dir = ensure_dir(artifacts_dir, "artifacts folder")
+    artifacts_dir = ensure_dir(resolve_artifacts_dir(artifacts_dir), "artifacts folder")
     root = resolve_data_dir(data_dir, download_dir=artifacts_dir / "downloads")
     limit = profile.data.limit_per_class
     cache = build_cache(root, artifacts_dir / f"cache-{profile.data.cache_side}-{limit or 'all'}",
@@ -185,8 +194,8 @@ def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts
     return Study(cache, splits, profile, seed, artifacts_dir, root, test2)
 
 
-def open_study(notebook: str, profile: str | Profile, data_dir: str | Path | None, artifacts_dir: str | Path,
-               seed: int = 0) -> Study:
+def open_study(notebook: str, profile: str | Profile, data_dir: str | Path | None,
+               artifacts_dir: str | Path | None, seed: int = 0) -> Study:
     """Every notebook's first call: check the earlier notebooks ran, prepare the data, pick the device, and state
     the run (profile, data, hardware, versions) once at the top of the report."""
     from IPython.display import (  # lazily: the CLI imports this module without IPython
@@ -194,6 +203,7 @@ def open_study(notebook: str, profile: str | Profile, data_dir: str | Path | Non
         display,
     )
 
+    artifacts_dir = resolve_artifacts_dir(artifacts_dir)
     for earlier in list(NOTEBOOKS)[:list(NOTEBOOKS).index(notebook)]:
         read_output(artifacts_dir, earlier)
     with contextlib.redirect_stdout(sys.stderr):  # the cache's own summary: on the terminal, not in the report
