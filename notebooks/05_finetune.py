@@ -102,7 +102,8 @@ display(Markdown(f"**Decision:** {where} {decision_k.sentence} FixRes fine-tunes
 # %% [markdown]
 # ## Fine-tuning at the test resolution: three variants, and which one pays
 # All three start from the trained model and see the same training images through the test-time preprocessing
-# at the chosen resolution. Their CPU costs differ a lot, so the rule walks up in cost:
+# at the chosen resolution. Their CPU costs differ a lot, so the rule walks up in cost and stops at the first step
+# that does not pay (a fixed sequence of tests, which needs no multiplicity correction):
 
 # %%
 rule_step = CostOrderedRule("which FixRes step", ("larger_test", "bn_recal", "head", "full"))

@@ -142,9 +142,15 @@ def test_cost_ordered_rule_climbs_only_when_the_costlier_step_pays():
     rule = CostOrderedRule("which FixRes step", ("none", "bn", "full"))
     decision = rule.decide({"none": cheap, "bn": better, "full": same})
     assert decision.chosen == "bn" and decision.switched
+    assert "stops at the first" in rule.statement()
     assert [(c.challenger, c.incumbent) for c in decision.comparisons] == [("bn", "none"), ("full", "bn")]
     assert "full does not beat bn beyond the noise" in decision.sentence
     assert "none, the cheapest, stands" in rule.statement()
     assert list(decision.table()["against"]) == ["none", "bn"]
     with pytest.raises(ValueError, match="no results"):
         rule.decide({"none": cheap})
+    # a fixed sequence: once a step fails, a costlier one is not tested, however good it looks
+    walk = CostOrderedRule("which FixRes step", ("none", "bn", "full")).decide({"none": better, "bn": cheap,
+                                                                                 "full": better | same})
+    assert walk.chosen == "none" and [c.challenger for c in walk.comparisons] == ["bn"]
+    assert "full not tested" in walk.sentence

@@ -172,7 +172,11 @@ class DecisionRule:
 class CostOrderedRule:
     """A choice declared before the results among candidates ordered by cost, cheapest first: the cheapest
     stands, and walking up in cost each candidate replaces the current choice only if it beats it beyond the
-    noise (exact McNemar p < ``alpha`` and the paired-bootstrap interval of the difference above 0)."""
+    noise (exact McNemar p < ``alpha`` and the paired-bootstrap interval of the difference above 0).
+
+    The walk stops at the first candidate that does not: a fixed-sequence test, so the chance of any false
+    switch stays below ``alpha`` without a correction (each hypothesis is tested only if all before it fell).
+    """
 
     question: str  # e.g. "which FixRes step"
     order: tuple[str, ...]  # cheapest first
@@ -184,7 +188,9 @@ class CostOrderedRule:
         return (f"Decision rule ({self.question}), fixed before the results: {self.order[0]}, the cheapest, stands; "
                 f"walking up in cost ({' < '.join(self.order)}), each costlier candidate replaces the current choice "
                 f"only if it beats it beyond the noise on the same test images: exact McNemar p below {self.alpha:g} "
-                f"and the {100 * self.confidence:g} % paired-bootstrap interval of the accuracy difference above 0.")
+                f"and the {100 * self.confidence:g} % paired-bootstrap interval of the accuracy difference above 0. "
+                f"The walk stops at the first that does not (a fixed sequence: no correction needed, the chance of "
+                f"any false switch stays below {self.alpha:g}).")
 
     def decide(self, correct: Mapping[str, object], seed: int = 0) -> Decision:
         """Apply the rule to per-image correctness of every candidate of ``order``."""
@@ -200,6 +206,10 @@ class CostOrderedRule:
                 current = name
             else:
                 steps.append(f"{name} does not beat {current} beyond the noise ({c.describe()})")
+                untested = self.order[self.order.index(name) + 1:]
+                if untested:
+                    steps.append(f"the walk stops there, {' and '.join(untested)} not tested")
+                break
         cheapest = ", the cheapest," if current == self.order[0] else ""
         sentence = "; ".join(steps) + f". So {current}{cheapest} is chosen ({format_correct(correct[current])})."
         return Decision(self, current, current != self.order[0], sentence, comparisons)
