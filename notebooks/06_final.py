@@ -151,7 +151,8 @@ gain = 100 * (full_ft["accuracy"] - no_ft["accuracy"])
 free = 100 * (rows["larger_test"]["accuracy"] - no_ft["accuracy"])
 decisions = {"baseline": study.output("baselines")["selection"]["decision"],
              "grid": study.output("grid")["selection"]["decision"]} | ft.decisions
-study.conclude("final", {"test2_images": len(test2), "rows": list(rows.values()), "chosen_step": chosen["id"], "tta": tta,
+study.conclude("final", {"test2_images": len(test2), "rows": [study.portable(r) for r in rows.values()],
+                         "chosen_step": chosen["id"], "tta": study.portable(tta),
                          "seed": side.reset_index().to_dict(orient="records"), "decisions": decisions,
                          "provenance": provenance(study),
                          "analysis": analysis | {"hardest": hardest["index"].tolist()}}, [

@@ -49,6 +49,8 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
     assert all(f'href="{stem}.html"' in index for stem in NOTEBOOKS.values()) and "The final result" in index
     final = read_output(artifacts, "final")
     assert len(final["rows"]) == 5 and final["findings"]
+    for text in ((artifacts / "final.json").read_text(), (reports / "models" / "final.json").read_text()):
+        assert str(smoke_study) not in text and str(Path.home()) not in text  # no paths of this machine
     for row in final["rows"]:
         assert 0.0 <= row["accuracy"] <= 1.0 and row["loss"] > 0 and row["n"] == final["test2_images"]
     analysis = final["analysis"]  # the predictions grid: 5 FixRes steps and 3 baselines against every test2 image

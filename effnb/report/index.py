@@ -33,8 +33,8 @@ def publish_final(artifacts_dir: Path, reports_dir: Path) -> Path | None:
     final = read_output(artifacts_dir, "final")
     models = reports_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
-    for row in final["rows"]:
-        source = Path(row.pop("checkpoint"))
+    for row in [*final["rows"], *([final["tta"]] if final.get("tta") else [])]:
+        source = Path(artifacts_dir) / row.pop("checkpoint")  # relative to the artifacts folder
         target = models / f"{source.parent.name}.pt"
         copy_file(source, target)
         row["published_checkpoint"] = str(target.relative_to(reports_dir))

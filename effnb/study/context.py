@@ -95,6 +95,10 @@ class Study:
                 "python": platform.python_version(),
                 "machine": f"{platform.machine()} with {os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads)"}
 
+    def portable(self, row: dict) -> dict:
+        """``row`` with its ``checkpoint`` relative to the artifacts folder, so outputs hold no paths of this machine."""
+        return {**row, "checkpoint": os.path.relpath(row["checkpoint"], self.artifacts_dir)}
+
     def conclude(self, notebook: str, results: dict, findings: list[str]) -> None:
         """A notebook's last call: write its results and findings for the next notebooks, and show the findings."""
         from IPython.display import (  # lazily: the CLI imports this module without IPython
