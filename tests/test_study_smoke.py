@@ -49,6 +49,8 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
     assert all(f'href="{stem}.html"' in index for stem in NOTEBOOKS.values()) and "The final result" in index
     final = read_output(artifacts, "final")
     assert len(final["rows"]) == 5 and final["findings"]
+    chosen = next(r for r in final["rows"] if r["id"] == final["chosen_step"])  # the answer opens the index
+    assert f"<strong>{100 * chosen['accuracy']:.2f} %</strong>" in index and 'src="data:image/png;base64,' in index
     for text in ((artifacts / "final.json").read_text(), (reports / "models" / "final.json").read_text()):
         assert str(smoke_study) not in text and str(Path.home()) not in text  # no paths of this machine
     for row in final["rows"]:

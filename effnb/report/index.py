@@ -2,7 +2,9 @@
 and ``reports/models`` (the final models and their ``final.json``)."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import io
 from pathlib import Path
 
 import jinja2
@@ -17,7 +19,9 @@ from effnb.report.html import (
     papermill_times,
     render_html,
 )
-from effnb.study.outputs import NOTEBOOKS, read_output
+from effnb.report.plots import plot_accuracy_vs_compute
+from effnb.study.compute import answer_paragraph, compute_points
+from effnb.study.outputs import NOTEBOOKS, OutputMissing, read_output
 from effnb.study.stats import accuracy_interval
 from effnb.utils.atomic import copy_file, write_json, write_text
 
@@ -67,6 +71,22 @@ def final_table(final: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def answer(artifacts_dir: Path, final: dict | None, run: dict | None) -> tuple[str, str] | None:
+    """The answer paragraph (HTML) and the accuracy-against-compute figure (a PNG data URI), or None before the
+    final notebook has run."""
+    try:
+        points = compute_points(artifacts_dir) if final and run else None
+    except (OutputMissing, FileNotFoundError, KeyError):  # an output of an older effnb: the index goes without
+        points = None
+    if not points:
+        return None
+    fig, png = plot_accuracy_vs_compute(points), io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
+    fig.clf()
+    uri = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    return markdown2html(answer_paragraph(final, points, run["machine"])), uri
+
+
 def write_index(reports_dir: Path, artifacts_dir: Path) -> Path:
     """``reports/index.html``, the study's front page: the question, each notebook's findings, the final table, the reports."""
     stages = []
@@ -86,7 +106,7 @@ def write_index(reports_dir: Path, artifacts_dir: Path) -> Path:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     page = env.get_template("index.html.j2").render(
         stages=stages, run=run, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        final=final, final_table=final_table(final).to_html(index=False, border=0, classes="results") if final else None)
+        final=final, answer=answer(Path(artifacts_dir), final, run), final_table=final_table(final).to_html(index=False, border=0, classes="results") if final else None)
     path = reports_dir / "index.html"
     write_text(path, page)
     return path

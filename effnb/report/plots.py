@@ -16,6 +16,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
 
 from effnb.data.transforms import denormalize
+from effnb.study.compute import ComputePoint, frontier
 
 sns.set_theme(style="whitegrid", context="notebook")
 pd.set_option("display.max_colwidth", None)  # table labels are sentences: never cut them
@@ -204,4 +205,37 @@ def plot_hardest_images(images: torch.Tensor, hardest: pd.DataFrame, models: Seq
     ax.set_yticklabels([textwrap.fill(str(m), 40) for m in models], rotation=0, fontsize=8)
     ax.set_xticks([])
     ax.set_xlabel("probability of the true class (below 0.5: wrong)")
+    return fig
+
+
+def plot_accuracy_vs_compute(points: Sequence[ComputePoint]) -> plt.Figure:
+    """Accuracy with its 95 % interval against training CPU-minutes and training FLOPs (log scales), one point per
+    trained model; each split's frontier drawn, the chosen model starred."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    styles = {"baseline": ("o", "tab:blue"), "grid": ("s", "tab:orange"), "final": ("D", "tab:green")}
+    for ax, attr, xlabel in zip(axes, ("cpu_minutes", "train_flops"), ("training CPU-minutes (this machine)",
+                                                                       "training FLOPs (3 x forward x images seen)")):
+        for group, (marker, color) in styles.items():
+            pts = [p for p in points if p.group == group]
+            if not pts:
+                continue
+            x, y = [getattr(p, attr) for p in pts], [100 * p.accuracy for p in pts]
+            err = [[100 * (p.accuracy - p.low) for p in pts], [100 * (p.high - p.accuracy) for p in pts]]
+            split = "test2" if group == "final" else "test"
+            ax.errorbar(x, y, yerr=err, fmt=marker, color=color, alpha=.8, capsize=2, label=f"{group} ({split})")
+        for split in ("test", "test2"):
+            edge = sorted(frontier([p for p in points if p.split == split]), key=lambda p: getattr(p, attr))
+            if attr == "cpu_minutes" and len(edge) > 1:
+                ax.step([p.cpu_minutes for p in edge], [100 * p.accuracy for p in edge], where="post",
+                        color="grey", lw=1, ls="--")
+        for p in points:
+            if p.chosen and p.group == "final":
+                ax.plot(getattr(p, attr), 100 * p.accuracy, "*", ms=16, color="gold", mec="black", zorder=5,
+                        label="chosen model")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel("accuracy % (95 % Wilson interval)")
+    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].set_title("dashed: the best accuracy each budget buys", fontsize=9)
+    fig.tight_layout()
     return fig

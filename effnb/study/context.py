@@ -28,7 +28,7 @@ from effnb.train.experiments import Experiment
 from effnb.train.fit import TrainConfig
 from effnb.train.recipes import Recipe, get_recipe
 from effnb.utils.atomic import ensure_dir
-from effnb.utils.device import pick_device
+from effnb.utils.device import cpu_name, pick_device
 
 # The FixRes pipeline's models, by id, in order: the trained model at its two test resolutions, then the three
 # fine-tuning variants at the larger one (the keys of Study.fixres_experiments). Tables look rows up by id.
@@ -93,7 +93,8 @@ class Study:
                 "data": f"{self.root.name} ({len(self.cache):,} images, {len(self.cache.skipped)} skipped)",
                 "device": f"{self.device}{cuda}", "effnb": __version__, "torch": torch.__version__,
                 "python": platform.python_version(),
-                "machine": f"{platform.machine()} with {os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads)"}
+                "machine": f"{cpu_name()} ({platform.machine()}) with {os.cpu_count()} CPU cores "
+                           f"({torch.get_num_threads()} torch threads)"}
 
     def portable(self, row: dict) -> dict:
         """``row`` with its ``checkpoint`` relative to the artifacts folder, so outputs hold no paths of this machine."""
