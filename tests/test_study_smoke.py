@@ -60,6 +60,8 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
     assert 0 <= analysis["all_wrong"] <= analysis["any_wrong"] <= analysis["images"]
     assert len(analysis["hardest"]) == min(12, analysis["images"])
     assert "Across the 8 models" in (reports / "06_final.html").read_text()
+    assert all("Stopping is by rank, not by a test" in (reports / f"{stem}.html").read_text()
+               for stem in ("02_baselines", "03_grid"))  # the halving rule is stated before its results
     published = json.loads((reports / "models" / "final.json").read_text())
     assert all((reports / row["published_checkpoint"]).is_file() and "checkpoint" not in row
                for row in published["rows"])

@@ -150,11 +150,17 @@ def select(study: Study, candidates: Mapping[str, NetSpec], rule: DecisionRule, 
                               lambda _, spec, epochs: measure_candidate(study, spec, epochs, sigma), study.seed)
 
 
+HALVING_RULE = ("Successive halving, also fixed in advance: on every rung but the last the incumbent goes on, and so "
+                "does the better half of the challengers by accuracy on these images (ties keep the listed order); the "
+                "rest stop there. Stopping is by rank, not by a test: a stopped candidate was not shown to be worse, and "
+                "the table gives its interval.")
+
+
 def measurement(study: Study, sigma: float | None) -> str:
-    """One sentence saying how selection runs are measured (for the reports)."""
+    """How selection runs are measured and which go on to the next rung (for the reports)."""
     n = len(study.decision_indices)
     if study.profile.selection.at_fixres and sigma:
         return (f"Each run is measured where the model will be used: on the same {n:,} `test` images at its FixRes "
                 f"test resolution (k_train / r with σ = {sigma:.3f}), after re-estimating its batch-norm statistics "
-                f"there on {study.profile.fixres.bn_recal_n:,} training images (no gradient step).")
-    return f"Each run is measured on the same {n:,} `test` images at its training resolution."
+                f"there on {study.profile.fixres.bn_recal_n:,} training images (no gradient step). {HALVING_RULE}")
+    return f"Each run is measured on the same {n:,} `test` images at its training resolution. {HALVING_RULE}"
