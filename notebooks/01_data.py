@@ -70,10 +70,11 @@ display(Markdown(size_summary(hw)))
 fig = plot_sizes(hw)
 
 # %% [markdown]
-# ## Example images, and the seed's training augmentation
-# Training crops are squares whose side is a proportion p ~ U(0.2, 0.7) of the image's longer side
-# (the largest square when the image is too wide for that), resized to 64 px, flipped, with
-# brightness and saturation jitter. The test view resizes the shorter side to 72 px and centre-crops 64.
+# ## Example images, the seed's training crop and the recipe's
+# Training crops are squares whose side is a proportion p of the image's longer side (the largest square
+# when the image is too wide for that), resized to the training resolution, flipped, with brightness and
+# saturation jitter. The seed draws p ~ U(0.2, 0.7); the study's recipe ends training on weaker crops (its
+# range is printed below). The test view resizes the shorter side to 72 px and centre-crops 64.
 
 # %%
 k_train = 64
@@ -81,10 +82,13 @@ examples = np.asarray(splits["train"][:8])
 images = torch.from_numpy(cache.images[examples].copy())
 example_hw = torch.from_numpy(hw[examples])
 gen = torch.Generator().manual_seed(seed)
+crops = {"the seed's crop": P_RANGE, f"the recipe's crop ({study.recipe.name})": tuple(study.recipe.train.p_range)}
 views = [eval_batch(images, example_hw, k_train)] + [
-    train_batch(images, example_hw, k_train, generator=gen, p_range=study.recipe.train.p_range)[0] for _ in range(3)]
+    train_batch(images, example_hw, k_train, generator=gen, p_range=p_range)[0] for p_range in crops.values()
+    for _ in range(2)]
 titles = [cache.classes[cache.labels[i]] for i in examples]
-show_images(torch.cat(views), titles * 4, ncols=8, title="row 1: test view; rows 2-4: random training crops")
+rows = "; ".join(f"rows {2 + 2 * i}-{3 + 2 * i}: {name} U{p_range}" for i, (name, p_range) in enumerate(crops.items()))
+show_images(torch.cat(views), titles * 5, ncols=8, title=f"row 1: test view; {rows}")
 
 # %% [markdown]
 # ## σ, r and the test resolution
