@@ -100,7 +100,7 @@ fig = plot_learning_curves([selection.final(n) for n in selection.rungs[-1].resu
 final_rung = selection.rungs[-1].results
 accuracy = {n: format_accuracy(r["eval"]["accuracy"], r["eval"]["n"]) for n, r in final_rung.items()}
 study.conclude("baselines", {"chosen": selection.chosen, "results": selection.latest(), "selection": selection.as_dict()}, [
-    f"With {selection.rungs[-1].epochs:g} epochs each, " + "; ".join(f"{n} reaches {accuracy[n]}" for n in final_rung)
+    f"With {selection.rungs[-1].epochs:g} equivalent epochs each, " + "; ".join(f"{n} reaches {accuracy[n]}" for n in final_rung)
     + f" (the seed: C {100 * seed_study.BASELINES['C'].accuracy:.2f} %).",
     selection.decision.sentence,
     f"The study scales baseline {selection.chosen} from here on.",

@@ -107,12 +107,12 @@ study.conclude("grid", {
     "alpha": alpha, "beta": beta, "gamma": gamma, "phi": phi, "experiment": list(specs).index(chosen) + 1,
     "spec": specs[chosen].to_dict(), "result": winner, "results": selection.latest(), "selection": selection.as_dict(),
 }, [
-    f"After {selection.rungs[0].epochs:g} epoch(s) the six candidates reach "
+    f"After {selection.rungs[0].epochs:g} equivalent epoch(s) the six candidates reach "
     f"{min(100 * r['eval']['accuracy'] for r in first.values()):.2f}–"
     f"{max(100 * r['eval']['accuracy'] for r in first.values()):.2f} % on `test` (the seed, fully trained: "
     f"{min(seed_study_accuracy.values()):.2f}–{max(seed_study_accuracy.values()):.2f} %); "
     + ", ".join(n for n in final_rung if n != incumbent) + f" reached the last rung beside {incumbent}.",
     selection.decision.sentence,
     f"Notebook 04 scales with {chosen}: α, β, γ = {alpha}, {beta}, {gamma} "
-    f"({format_accuracy(winner['eval']['accuracy'], winner['eval']['n'])} with {selection.rungs[-1].epochs:g} epochs).",
+    f"({format_accuracy(winner['eval']['accuracy'], winner['eval']['n'])} with {selection.rungs[-1].epochs:g} equivalent epochs).",
 ])

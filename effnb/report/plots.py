@@ -105,12 +105,12 @@ def plot_selection(table: pd.DataFrame) -> plt.Figure:
     """A selection's runs (:meth:`effnb.study.selection.Selection.table`): accuracy (%) with its 95 % interval against
     parameters and against forward FLOPs, one colour per rung budget, each point named."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), sharey=True)
-    rungs = sorted(table["epochs"].unique())
+    rungs = sorted(table["eq. epochs"].unique())
     colours = dict(zip(rungs, sns.color_palette("viridis", len(rungs))))
     for ax, x in zip(axes, ["params", "MFLOPs (2/MAC)"]):
-        for epochs, rows in table.groupby("epochs"):
+        for epochs, rows in table.groupby("eq. epochs"):
             ax.errorbar(rows[x], rows["acc %"], yerr=[rows["acc %"] - rows["low %"], rows["high %"] - rows["acc %"]],
-                        fmt="o", capsize=3, color=colours[epochs], label=f"{epochs:g} epochs")
+                        fmt="o", capsize=3, color=colours[epochs], label=f"{epochs:g} eq. epochs")
             for _, row in rows.iterrows():
                 ax.annotate(str(row["candidate"]), (row[x], row["acc %"]), textcoords="offset points", xytext=(5, 4),
                             fontsize=8)

@@ -77,13 +77,15 @@ class Selection:
         return {name: result for rung in self.rungs for name, result in rung.results.items()}
 
     def table(self) -> pd.DataFrame:
-        """One row per rung and candidate: budget, size, cost, accuracy with its 95 % interval, promoted or not."""
+        """One row per rung and candidate: budget (equivalent epochs, epochs x (size / k_train)², with the real
+        epochs beside), size, cost, accuracy with its 95 % interval, promoted or not."""
         rows = []
         for rung in self.rungs:
             for name, r in rung.results.items():
                 ev = r["eval"]
                 low, high = accuracy_interval(ev["accuracy"], ev["n"])
-                rows.append({"rung": rung.index + 1, "epochs": rung.epochs, "candidate": name, "params": r["params"],
+                rows.append({"rung": rung.index + 1, "eq. epochs": rung.epochs, "real epochs": len(r.get("history", ())),
+                             "candidate": name, "params": r["params"],
                              "MFLOPs (2/MAC)": r["flops"] / 1e6, "train min": r["train_seconds"] / 60,
                              "test res (px)": ev["k_test"], "acc %": 100 * ev["accuracy"], "low %": 100 * low,
                              "high %": 100 * high,
