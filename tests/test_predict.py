@@ -98,13 +98,13 @@ def test_predict_prints_one_line_per_image_and_writes_csv(checkpoint, photos, ca
     assert all(float(r["probability"]) == max(float(r["p_Cat"]), float(r["p_Dog"])) for r in good)
 
 
-def test_exit_code_is_non_zero_only_when_nothing_was_predicted(checkpoint, photos, capsys, tmp_path):
+def test_exit_code_is_2_only_when_nothing_was_predicted(checkpoint, photos, capsys, tmp_path):
     code, _, err = run_cli(capsys, "predict", "--checkpoint", str(checkpoint), str(photos / "Cat" / "corrupt.jpg"),
                        str(tmp_path / "absent.jpg"))
-    assert code == 1 and err.strip().splitlines()[-1].startswith("effnb predict: error: no image could be predicted")
+    assert code == 2 and err.strip().splitlines()[-1].startswith("effnb predict: error: no image could be predicted")
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run_cli(capsys, "predict", "--checkpoint", str(checkpoint), str(empty))[0] == 1
+    assert run_cli(capsys, "predict", "--checkpoint", str(checkpoint), str(empty))[0] == 2
     assert run_cli(capsys, "predict", "--checkpoint", str(checkpoint), str(empty), str(photos / "Cat" / "0.jpg"))[0] == 0
 
 

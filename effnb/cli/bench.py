@@ -212,11 +212,12 @@ def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "
               rounds: int = 3, eval_images: int = 1000, checkpoint: str | None = None) -> list[dict]:
     """Measure and print every figure; returns the rows. ``checkpoint`` (default: the study's final model) is the
     model evaluated and trained."""
+    asked = load_checkpoint(checkpoint)[0].spec if checkpoint is not None else None  # before minutes of decoding
     study = prepare_study(profile, data_dir, artifacts_dir)
     batch = study.recipe.batch_size
     final, chosen, sigma, notes = study_choices(study)
-    if checkpoint is not None:
-        final = load_checkpoint(checkpoint)[0].spec
+    if asked is not None:
+        final = asked
         notes = [n for n in notes if "data.json" in n] + [f"the model is {checkpoint}, as asked"]
     checkpoint = checkpoint or chosen
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch}, native bf16: "

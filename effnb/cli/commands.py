@@ -54,13 +54,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
+    from effnb.cli.paths import escape_path, refuse_overlap
     from effnb.cli.predict import predict_paths
 
+    if args.csv:
+        refuse_overlap(args.csv, [args.checkpoint, *args.paths], "--csv")  # before the CSV truncates an input
     settings, stream = predict_paths(args.checkpoint, args.paths, args.k_test, args.device, args.batch_size)
     classes = settings["classes"]
     done, failed = [], []
     try:
-        csv_file = open(args.csv, "w", newline="") if args.csv else nullcontext()
+        # surrogateescape: a file name that is not UTF-8 is written back as its own bytes, never a crash
+        csv_file = open(args.csv, "w", newline="", errors="surrogateescape") if args.csv else nullcontext()
     except OSError as exc:
         raise ValueError(f"cannot write {args.csv}: {exc.strerror}") from None
     with csv_file, \
@@ -73,11 +77,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             bar.update()
             if pred.error is not None:
                 failed.append(pred)
-                tqdm.write(f"effnb predict: cannot read {pred.path}: {pred.error}", file=sys.stderr)
+                tqdm.write(f"effnb predict: cannot read {escape_path(pred.path)}: {pred.error}", file=sys.stderr)
             else:
                 done.append(pred)
                 if not args.json:
-                    tqdm.write(f"{pred.path}\t{pred.label}\t{pred.probability:.4f}", file=sys.stdout)
+                    tqdm.write(f"{escape_path(pred.path)}\t{pred.label}\t{pred.probability:.4f}", file=sys.stdout)
             if writer:
                 probs = [f"{pred.probabilities[c]:.6f}" for c in classes] if pred.probabilities else [""] * len(classes)
                 writer.writerow([pred.path, pred.label or "",
@@ -90,7 +94,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "errors": [{"path": p.path, "error": p.error} for p in failed]})
     if not done:
         print(f"effnb predict: error: no image could be predicted ({len(failed)} path(s) failed)", file=sys.stderr)
-        return 1
+        return 2
     seconds = time.perf_counter() - start
     print(f"{len(done)} image(s) predicted at {settings['k_test']} px (image {settings['k_image_test']} px) in "
           f"{seconds:.1f} s ({len(done) / seconds:.0f} img/s with decoding), {len(failed)} could not be read"
@@ -133,10 +137,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from effnb.study.ablation import phi2_budget, run_ablation
+    from effnb.study.ablation import check_only, phi2_budget, run_ablation
     from effnb.study.context import prepare_study
+    from effnb.utils.atomic import ensure_dir
     from effnb.utils.device import pick_device
 
+    device = pick_device(args.device)  # the flags first: decoding the images takes minutes
+    check_only(args.only, args.phi)
+    ensure_dir(args.reports_dir, "reports folder")
     study = prepare_study(args.profile, args.data_dir, args.artifacts_dir, args.seed)
     epochs = args.epochs or (phi2_budget(study.profile) if args.phi else 6)
     command = (f"effnb ablate --profile {args.profile} --data-dir {args.data_dir} --artifacts-dir {args.artifacts_dir} "
@@ -144,16 +152,22 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                f"{f' --train-n {args.train_n}' if args.train_n else ''} --recal-n {args.recal_n} "
                f"--reports-dir {args.reports_dir}")
     print(run_ablation(study, epochs, args.reports_dir, command, args.train_n, args.recal_n, args.only,
-                       pick_device(args.device), phi=args.phi))
+                       device, phi=args.phi))
     return 0
 
 
 def cmd_export_split(args: argparse.Namespace) -> int:
+    from effnb.cli.paths import refuse_overlap
+    from effnb.data.download import DATA_ENV, resolve_data_dir
     from effnb.data.index import check_empty_target, link_images
     from effnb.study.context import prepare_study
 
-    check_empty_target(args.to)  # before the images are decoded
+    explicit = args.data_dir or os.environ.get(DATA_ENV)
+    if explicit:  # a given folder: resolved without a download, checked before the images are decoded
+        refuse_overlap(args.to, [resolve_data_dir(explicit)], "--to")
+    check_empty_target(args.to)
     study = prepare_study(args.profile, args.data_dir, args.artifacts_dir, args.seed)
+    refuse_overlap(args.to, [study.root], "--to")  # the shared or downloaded data, found by prepare_study
     rel_paths = [study.cache.paths[i] for i in study.split_indices(args.split)]
     target = link_images(study.root, rel_paths, args.to)
     print(f"{len(rel_paths)} images of split {args.split!r} linked under {target}")
@@ -183,12 +197,14 @@ def _add_evaluate(sub) -> None:
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="classify image files and folders with a checkpoint")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders (searched recursively)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders (searched recursively); "
+                   "images over 40 megapixels (effnb.data.decode.MAX_PIXELS) are skipped undecoded, as too large")
     p.add_argument("--k-test", type=positive_int, help="test resolution k_test (default: the checkpoint's)")
     p.add_argument("--batch-size", type=positive_int, default=100)
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of one line per image")
-    p.add_argument("--csv", metavar="FILE", help="also write one row per file (predictions and errors) to FILE")
+    p.add_argument("--csv", metavar="FILE", help="also write one row per file (predictions and errors) to FILE, "
+                   "which must not be, or lie in, an input")
     p.set_defaults(func=cmd_predict)
 
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from effnb import __version__
 from effnb.cli.evaluate import eval_sizes
+from effnb.cli.paths import check_output_file, refuse_overlap
 from effnb.cli.predict import files_cache, find_image_files
 from effnb.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from effnb.train import onnx_runtime
@@ -144,18 +145,23 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, ima
     """Export ``checkpoint`` to ``out``, verify it on up to ``n_images`` real images under ``images`` and time both.
 
     ``out`` is written only when the ONNX model's predictions equal PyTorch's and its probabilities agree to
-    ``atol``; otherwise :class:`ExportError` says by how much they differ.
+    ``atol``; otherwise :class:`ExportError` says by how much they differ. An ``out`` that can't be written or
+    would replace an input is refused first, before the export.
     """
+    refuse_overlap(out, [checkpoint], "--onnx")
+    refuse_overlap(out, images, "--onnx", inside=False)  # an .onnx beside the images is fine, over one is not
+    out = check_output_file(out, "--onnx")
     modules = require_export_extra()
+    files, _ = find_image_files(images)
+    if out.exists():  # only an existing file can be one of the images found
+        refuse_overlap(out, files, "--onnx", inside=False)
     model, meta = load_checkpoint(checkpoint)
     k_test, k_image_test = eval_sizes(meta["preprocessing"], k_test)
-    files, _ = find_image_files(images)
     cache, _ = files_cache(sample_files(files, n_images), meta["preprocessing"]["cache_side"], meta["classes"])
     if not len(cache):
         raise ExportError(f"no readable image under {', '.join(map(str, images))} to verify the export on")
     feed = Feed(cache, np.arange(len(cache)), k_test, "eval", k_image_test, batch_size=len(cache))
     batch = torch.cat([x for x, _ in feed.batches()])
-    out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         export_onnx(model, tmp, k_test, preprocessing_metadata(meta, k_test, k_image_test))

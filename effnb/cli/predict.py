@@ -37,24 +37,37 @@ class Prediction:
     error: str | None = None
 
 
+def _folder_images(folder: Path) -> tuple[list[Path], list[Prediction]]:
+    """The image files under ``folder`` (hidden files and folders skipped), and a failed :class:`Prediction` for each
+    sub-folder that can't be listed: counted, as ``effnb evaluate`` counts it, never silently left out."""
+    found, errors = [], []
+    for top, dirs, names in os.walk(folder, onerror=errors.append):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(top, n) for n in names if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTENSIONS
+                  and Path(top, n).is_file()]
+    unreadable = [Prediction(str(exc.filename or folder), error=f"unreadable folder ({exc.strerror or exc})")
+                  for exc in errors]
+    return sorted(found), unreadable
+
+
 def find_image_files(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Prediction]]:
     """The files to classify: named files as given, folders searched recursively for image extensions.
 
     Returns the files (in order, without duplicates; hidden files and folders skipped) and a failed
-    :class:`Prediction` for each path that does not exist.
+    :class:`Prediction` for each path that does not exist and each folder that can't be listed.
     """
     files: dict[Path, None] = {}
-    missing = []
+    failed = []
     for given in map(Path, paths):
         if given.is_dir():
-            found = (p for p in sorted(given.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                     and not any(part.startswith(".") for part in p.relative_to(given).parts))
+            found, unreadable = _folder_images(given)
             files.update(dict.fromkeys(found))
+            failed += unreadable
         elif given.is_file():
             files[given] = None
         else:
-            missing.append(Prediction(str(given), error="no such file or folder"))
-    return list(files), missing
+            failed.append(Prediction(str(given), error="no such file or folder"))
+    return list(files), failed
 
 
 def files_cache(files: Sequence[Path], side: int, classes: Sequence[str]) -> tuple[ImageCache, dict[str, str]]:

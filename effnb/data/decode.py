@@ -14,6 +14,12 @@ from torchvision.transforms.v2 import functional as TF
 _DECODE_WORKERS = 2
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap height and width
+MAX_PIXELS = 40_000_000  # larger images (decompression bombs among them) are skipped, read from the header only
+Image.MAX_IMAGE_PIXELS = None  # Pillow's own warning/error would pre-empt ours, which is stricter and checked first
+
+
+class TooLarge(ValueError):
+    """An image whose header states more than :data:`MAX_PIXELS` pixels: skipped without being decoded."""
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -37,7 +43,10 @@ def _decode(path: Path, exif_orientation: bool = True) -> tuple[torch.Tensor, tu
     with the upright (h, w) of the file. Always at full size: a reduced-scale JPEG decode (``Image.draft``)
     would be faster for large photos but gives other pixels, so a cache would depend on its side's ratio.
     """
-    with Image.open(path) as image:
+    with Image.open(path) as image:  # lazy: reads the header, not the pixels
+        w, h = image.size
+        if w * h > MAX_PIXELS:
+            raise TooLarge(f"too large ({w} x {h} pixels, limit {MAX_PIXELS:,})")
         full = _upright_size(image, exif_orientation)
         image.load()
         if exif_orientation:
@@ -57,6 +66,8 @@ def _load_resized(path: Path, side: int, min_side: int, exif_orientation: bool) 
     """The image resized to fit ``side``, or the reason it is skipped."""
     try:
         image, (h, w) = _decode(path, exif_orientation)
+    except TooLarge as exc:
+        return str(exc)
     except Exception as exc:  # noqa: BLE001 -- any undecodable file is skipped, never a crash
         message = str(exc).splitlines()[0] if str(exc) else ""
         return f"undecodable ({type(exc).__name__}: {message})"
@@ -68,6 +79,7 @@ def _load_resized(path: Path, side: int, min_side: int, exif_orientation: bool) 
 def decode_resized(paths: Sequence[Path], side: int, min_side: int = 32,
                    exif_orientation: bool = True) -> Iterator[torch.Tensor | str]:
     """Decode ``paths`` in order (a small thread pool): each a uint8 ``[3, h, w]`` image whose longer side is
-    ``side``, or the reason it can't be used (undecodable, shorter side below ``min_side``)."""
+    ``side``, or the reason it can't be used (undecodable, shorter side below ``min_side``, more than
+    :data:`MAX_PIXELS` pixels)."""
     with ThreadPoolExecutor(_DECODE_WORKERS) as pool:
         yield from pool.map(lambda path: _load_resized(path, side, min_side, exif_orientation), paths)

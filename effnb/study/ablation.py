@@ -211,6 +211,15 @@ def to_markdown(rows: list[dict], command: str, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_only(only: list[str] | None, phi: bool = False) -> None:
+    """Raise a one-line ``ValueError`` when ``only`` names a variant that is not a row of this ablation (checked
+    before any image is decoded: the names do not depend on the data or the budget)."""
+    every = [v.name for v in (phi_variants(get_recipe(REFERENCE), 1.0) if phi else default_variants())]
+    unknown = set(only or ()) - set(every)
+    if unknown:
+        raise ValueError(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {', '.join(every)}")
+
+
 def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: str, train_n: int | None = None,
                  recal_n: int = 1000, only: list[str] | None = None, device: torch.device | str = "cpu",
                  progress: bool = True, phi: bool = False) -> Path:
@@ -222,10 +231,8 @@ def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: 
     else:
         every = default_variants(steps=max(1, round(budget * n_train / get_recipe(REFERENCE).batch_size)))
         reference, name = REFERENCE, "ablation"
+    check_only(only, phi)
     variants = [v for v in every if not only or v.name in only]
-    unknown = set(only or ()) - {v.name for v in every}
-    if unknown:
-        raise ValueError(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {', '.join(v.name for v in every)}")
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     what = (f"The study's final network (baseline C, alpha, beta, gamma = {seed_study.GRID_MULTIPLIERS[0]}) at each phi with the "
