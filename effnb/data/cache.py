@@ -3,6 +3,7 @@ and settings are unchanged, rebuilt (with a warning) when damaged."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -32,7 +33,7 @@ from effnb.utils.progress import tqdm
 CACHE_ENV = "EFFNB_CACHE_DIR"
 META_FILE = "meta.json"
 IMAGES_FILE = "images.u8"  # the stem of the images file; each build writes its own ``images-<random>.u8``
-CACHE_FORMAT = 3  # 2: EXIF orientation applied, images in sub-folders included; 3: decoded by Pillow
+CACHE_FORMAT = 4  # 3: decoded by Pillow; 4: links followed, ctime and inode listed, images and metadata hashed
 
 
 def cache_home() -> Path:
@@ -104,6 +105,17 @@ def _summary(cache: ImageCache) -> str:
             f"({skip_counts(cache.skipped)})")
 
 
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _meta_sha256(meta: dict) -> str:
+    """The hash of everything in ``meta`` but itself: labels, sizes, paths, the images file's hash..."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def _read_meta(cache_dir: Path) -> dict | None:
     """The cache's metadata; None when there is none; DataError when it is damaged."""
     try:
@@ -117,8 +129,9 @@ def _read_meta(cache_dir: Path) -> dict | None:
     return meta
 
 
-def _open_cache(cache_dir: Path, meta: dict) -> ImageCache:
-    """The cache ``meta`` describes, after checking that its images file is the one written with it."""
+def _open_cache(cache_dir: Path, meta: dict, verify: bool = True) -> ImageCache:
+    """The cache ``meta`` describes, after checking the metadata's hash and (with ``verify``) that the images
+    file's bytes hash to what was written."""
     try:
         side, n = int(meta["side"]), len(meta["labels"])
         images_path = cache_dir / Path(meta["images"]).name
@@ -128,6 +141,8 @@ def _open_cache(cache_dir: Path, meta: dict) -> ImageCache:
             paths=[str(p) for p in meta["paths"]], skipped=[(str(p), str(r)) for p, r in meta["skipped"]],
             side=side, fingerprint=str(meta["fingerprint"]))
         expected = (int(meta["images_size"]), int(meta["images_mtime_ns"]))
+        if meta["meta_sha256"] != _meta_sha256(meta):
+            raise ValueError("its content does not match its hash")
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"damaged image cache in {cache_dir} ({META_FILE}: {type(exc).__name__}: {exc})") from None
     if len(cache.paths) != n or (n and not 0 <= cache.labels.min() <= cache.labels.max() < len(cache.classes)):
@@ -138,17 +153,20 @@ def _open_cache(cache_dir: Path, meta: dict) -> ImageCache:
         raise DataError(f"damaged image cache in {cache_dir} ({images_path.name} is missing)") from None
     if (st.st_size, st.st_mtime_ns) != expected or st.st_size != n * 3 * side * side or n == 0:
         raise DataError(f"damaged image cache in {cache_dir} ({images_path.name} was changed after it was written)")
+    if verify and _file_sha256(images_path) != meta["images_sha256"]:
+        raise DataError(f"damaged image cache in {cache_dir} ({images_path.name} does not match its hash)")
     cache.images = np.memmap(images_path, dtype=np.uint8, mode="r", shape=(n, 3, side, side))
     return cache
 
 
-def load_cache(cache_dir: str | os.PathLike) -> ImageCache:
-    """Open a finished cache written by :func:`build_cache` (images as a read-only memmap)."""
+def load_cache(cache_dir: str | os.PathLike, verify: bool = True) -> ImageCache:
+    """Open a finished cache written by :func:`build_cache` (images as a read-only memmap), checked against its
+    hashes (the images file's only with ``verify``)."""
     cache_dir = Path(cache_dir)
     meta = _read_meta(cache_dir)
     if meta is None:
         raise DataError(f"no finished image cache in {cache_dir} ({META_FILE} missing)")
-    return _open_cache(cache_dir, meta)
+    return _open_cache(cache_dir, meta, verify)
 
 
 def _reusable(cache_dir: Path, key: dict) -> ImageCache | None:
@@ -175,7 +193,7 @@ def _decode_into(cache_dir: Path, root: Path, index: ImageIndex, key: dict, side
     remove_stale_temps(cache_dir / IMAGES_FILE)
     tmp = temp_path(cache_dir / IMAGES_FILE)
     try:
-        images = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(len(positions), 3, side, side))
+        images = _reserved_memmap(tmp, (len(positions), 3, side, side))
         results = decode_resized([index.paths[i] for i in positions], side, min_side)
         for i, result in zip(positions, tqdm(results, total=len(positions), desc="decode", unit="img")):
             rel = index.paths[i].relative_to(root).as_posix()
@@ -202,14 +220,31 @@ def _decode_into(cache_dir: Path, root: Path, index: ImageIndex, key: dict, side
     finally:
         tmp.unlink(missing_ok=True)
     st = final.stat()
-    write_json(cache_dir / META_FILE, {
-        "key": key, "side": side, "hw": hw, "labels": labels, "classes": index.classes, "paths": paths,
-        "skipped": skipped, "fingerprint": digest.hexdigest()[:16], "images": final.name,
-        "images_size": st.st_size, "images_mtime_ns": st.st_mtime_ns}, indent=None)
+    meta = {"key": key, "side": side, "hw": hw, "labels": labels, "classes": index.classes, "paths": paths,
+            "skipped": skipped, "fingerprint": digest.hexdigest()[:16], "images": final.name,
+            "images_size": st.st_size, "images_mtime_ns": st.st_mtime_ns, "images_sha256": _file_sha256(final)}
+    meta = json.loads(json.dumps(meta))  # hashed as it will be read back (tuples become lists)
+    write_json(cache_dir / META_FILE, meta | {"meta_sha256": _meta_sha256(meta)}, indent=None)
     for old in cache_dir.glob(f"{Path(IMAGES_FILE).stem}*.u8"):
         if old != final:  # a run still reading an old file keeps it open: unlinking does not disturb it
             old.unlink()
-    return load_cache(cache_dir)
+    return load_cache(cache_dir, verify=False)  # just hashed
+
+
+def _reserved_memmap(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A writable uint8 memmap over a new file whose disk space is reserved first: a full disk is then a
+    one-line error here, not a SIGBUS later when a page of the map is written."""
+    size = int(np.prod(shape))
+    with open(path, "wb") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):  # a file system that cannot reserve
+                f.truncate(size)
+                return np.memmap(path, dtype=np.uint8, mode="r+", shape=shape)
+            raise DataError(f"not enough disk space for the image cache in {path.parent}: it needs "
+                            f"{size / 1e9:.2f} GB ({exc.strerror or exc})") from None
+    return np.memmap(path, dtype=np.uint8, mode="r+", shape=shape)
 
 
 def build_cache(
@@ -226,8 +261,9 @@ def build_cache(
     Files that are not images, can't be decoded, or have a shorter side below ``min_side`` are skipped
     with a reason. ``limit_per_class`` keeps a seeded random subset of each class.
 
-    The cache is reused only when it was built from the same files (paths, classes, sizes and modification
-    times) with the same settings, and its images file is the one written with it; otherwise it is rebuilt.
+    The cache is reused only when it was built from the same files (paths, classes, and for each file what is
+    read: a link's target, size, modification and change times, inode) with the same settings, and its
+    metadata and images file match the hashes written with them; otherwise it is rebuilt with a warning.
     A build writes a new file and commits it by renaming, under a lock: a second run waits for it, then
     reuses it.
     """

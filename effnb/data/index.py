@@ -88,11 +88,15 @@ def _entries(class_dir: Path) -> Iterator[tuple[Path, str | None]]:
 
 
 def _listing_line(root: Path, path: Path) -> str:
+    """What is read for ``path``: a link's target (its path and its file), size, mtime, ctime and inode; a rewrite
+    that restores the mtime still changes the ctime, which no user can set."""
+    rel = path.relative_to(root).as_posix()
     try:
-        st = path.lstat()
-        return f"{path.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}"
+        st = path.stat()
+        target = f"\t-> {path.resolve()}" if path.is_symlink() else ""
+        return f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\t{st.st_ino}{target}"
     except OSError:
-        return f"{path.relative_to(root).as_posix()}\t-\t-"
+        return f"{rel}\t-\t-"
 
 
 def index_images(root: str | os.PathLike) -> ImageIndex:
