@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ import torch
 import effnb.train.experiments as experiments
 import effnb.train.inference as inference
 from effnb.nn.model import BASELINES, EffNet
-from effnb.train.experiments import Experiment, run_experiment
+from effnb.train.checkpoint import load_checkpoint
+from effnb.train.experiments import Experiment, read_result, run_experiment
 from effnb.train.feed import EVAL_BATCH, Feed
 from effnb.train.fit import TrainConfig, TrainingDiverged, fit
 from effnb.train.inference import evaluate, inference_model, predict, recalibrate_bn
@@ -180,6 +182,29 @@ def test_damaged_result_runs_the_experiment_again(damage, small_cache, tmp_path)
         again = run_experiment(exp, small_cache, tmp_path, progress=False)
     assert again["history"][0]["train_loss"] == pytest.approx(first["history"][0]["train_loss"])
     assert (exp.folder(tmp_path) / "model.pt").is_file()
+
+
+@pytest.mark.parametrize("old_result", [False, True], ids=["hash recorded", "result without a hash"])
+def test_damaged_checkpoint_beside_intact_result_runs_the_experiment_again(old_result, small_cache, tmp_path):
+    exp = tiny_experiment(small_cache, epochs=1)
+    first = run_experiment(exp, small_cache, tmp_path, progress=False)
+    folder = exp.folder(tmp_path)
+    if old_result:  # a result.json written before the checkpoint's hash was recorded
+        result = json.loads((folder / "result.json").read_text())
+        del result["checkpoint_sha256"]
+        (folder / "result.json").write_text(json.dumps(result))
+    data = bytearray((folder / "model.pt").read_bytes())
+    if old_result:  # without a hash only what fails to load can be seen: a truncated copy
+        data = data[: len(data) // 2]
+    else:  # zeros in the middle, same size: torch.load would not notice
+        data[len(data) // 2: len(data) // 2 + 64] = bytes(64)
+    (folder / "model.pt").write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"model\.pt is damaged .*running experiment 'tiny' again"):
+        again = run_experiment(exp, small_cache, tmp_path, progress=False)
+    assert again["history"][0]["train_loss"] == pytest.approx(first["history"][0]["train_loss"])
+    assert (folder / "model.pt.damaged").is_file() and (folder / "result.json.damaged").is_file()
+    load_checkpoint(folder / "model.pt")  # the new checkpoint is whole
+    assert read_result(exp, tmp_path) == again
 
 
 def test_resolution_is_bounded_by_the_cache_and_tiny_ones_warn(small_cache):

@@ -7,8 +7,8 @@ another label finds that folder and reads its result back.
 Each experiment folder holds ``progress.pt`` (written after every epoch: weights, optimizer, scheduler,
 history), ``model.pt`` (a usable checkpoint, see :mod:`effnb.train.checkpoint`) and ``result.json``, written
 last and atomically: its presence is what "finished" means. A run holds the folder's lock while it trains;
-a damaged ``progress.pt`` or ``result.json`` is set aside (``*.damaged``) with a warning and the experiment
-runs again.
+a damaged ``progress.pt``, ``result.json`` or ``model.pt`` (its SHA-256 is recorded in ``result.json``) is set
+aside (``*.damaged``) with a warning and the experiment runs again.
 """
 from __future__ import annotations
 
@@ -111,7 +111,28 @@ def read_result(exp: Experiment, artifacts_dir: str | Path) -> dict | None:
     if not checkpoint.is_file():
         _set_aside(path, f"names a checkpoint that is gone ({checkpoint})", f"running experiment {exp.name!r} again")
         return None
+    damage = _checkpoint_damage(checkpoint, result.get("checkpoint_sha256"))
+    if damage:
+        _set_aside(checkpoint, f"is damaged ({damage})", f"running experiment {exp.name!r} again")
+        _set_aside(path, "names a damaged checkpoint", f"running experiment {exp.name!r} again")
+        return None
     return result
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _checkpoint_damage(checkpoint: Path, sha256: str | None) -> str:
+    """Why the finished checkpoint cannot be trusted ("" when it can): its bytes against the SHA-256 written
+    beside it; a result written before the hash was recorded is checked by loading the checkpoint."""
+    if sha256 is not None:
+        return "" if _sha256(checkpoint) == sha256 else "its bytes do not match the SHA-256 in result.json"
+    try:
+        load_checkpoint(checkpoint)
+    except Exception as exc:  # torch raises many types for a damaged file
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return ""
 
 
 def _load_progress(path: Path, exp: Experiment) -> tuple[TrainState, dict | None]:
@@ -201,7 +222,7 @@ def _run(exp: Experiment, cache: ImageCache, folder: Path, device: torch.device 
         "n_train": len(exp.train_indices), "n_eval": len(exp.eval_indices), "seed": exp.seed,
         "params": count_params(model), "flops": count_flops(exp.spec, exp.spec.resolution),
         "eval_flops": count_flops(exp.spec, exp.k_test), "history": state.history, "train_seconds": seconds,
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(checkpoint), "checkpoint_sha256": _sha256(checkpoint),
     }
     if val is not None:
         result["eval"] = evaluate(model, val, device, progress, per_image=True)
