@@ -73,22 +73,55 @@ def train_options(args: argparse.Namespace) -> dict:
     return defaults | config | given
 
 
+def prepare_ranked(profile: str, data_dir: str | None, artifacts_dir: str, seed: int):
+    """The study, prepared by rank 0 first (it may decode and write the cache), then read by the other ranks."""
+    from effnb.study.context import prepare_study
+    from effnb.train import distributed
+
+    if not distributed.is_main():
+        distributed.barrier()
+    study = prepare_study(profile, data_dir, artifacts_dir, seed)
+    if distributed.is_main():
+        distributed.barrier()
+    return study
+
+
+def run_ranked(exp, cache, artifacts_dir: str | Path, device, progress: bool = True) -> dict | None:
+    """Rank 0 runs (or reads back) ``exp`` and alone reads and writes its folder; the other ranks lend their
+    compute to its :func:`fit` and return None. One process: just :func:`run_experiment`."""
+    from effnb.nn.model import EffNet
+    from effnb.train import distributed
+    from effnb.train.experiments import run_experiment
+    from effnb.train.fit import fit
+
+    if distributed.is_main():
+        try:
+            return run_experiment(exp, cache, artifacts_dir, device, progress)
+        finally:
+            distributed.release_followers()  # when rank 0 trained nothing, the others stop waiting
+    # weights and state come from rank 0; fit returns at once when rank 0 trains nothing
+    fit(EffNet(exp.spec), exp.train_feed(cache), exp.train, val=exp.eval_feed(cache), seed=exp.seed,
+        device=device, progress=False)
+    return None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from effnb.nn.model import BASELINES
     from effnb.nn.scaling import scale
-    from effnb.study.context import prepare_study
     from effnb.study.profiles import get_profile
-    from effnb.train.experiments import run_experiment
+    from effnb.train import distributed
     from effnb.train.recipes import get_recipe
     from effnb.utils.device import pick_device
 
     o = train_options(args)
     device = pick_device(o["device"])  # refused before the images are decoded when unknown or unavailable
+    distributed.init_from_env(device)  # under torchrun: one rank of the process group
+    device = distributed.local_device(device)
     recipe = get_recipe(o["recipe"] or get_profile(o["profile"]).recipe)
     recipe = recipe.with_changes(**{k: o[k] for k in ("lr", "batch_size") if o[k] is not None})
-    study = prepare_study(o["profile"], o["data_dir"], o["artifacts_dir"], o["seed"])
+    study = prepare_ranked(o["profile"], o["data_dir"], o["artifacts_dir"], o["seed"])
     study.recipe = recipe
     spec = scale(BASELINES[o["baseline"]], o["alpha"], o["beta"], o["gamma"], o["phi"])
     if o["resolution"]:
@@ -97,7 +130,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         exp = study.final_experiment(spec, o["epochs"])
     else:
         exp = study.selection_experiment(spec, o["epochs"])
-    result = run_experiment(exp, study.cache, study.artifacts_dir, device)
+    result = run_ranked(exp, study.cache, study.artifacts_dir, device)
+    if result is None:  # another rank than 0: rank 0 reports
+        return 0
     print_json({k: result[k] for k in ("name", "params", "flops", "train_seconds", "checkpoint")} |
                {"recipe": study.recipe.name, "train_config": result["train_config"], "eval": result.get("eval")},
                indent=2)

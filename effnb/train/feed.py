@@ -14,6 +14,7 @@ import torch
 
 from effnb.data.cache import ImageCache
 from effnb.data.transforms import P_RANGE, TestSize, eval_batch, train_batch
+from effnb.train.distributed import shard_slice
 
 # evaluation batch of the fast path: a small batch keeps its activations in the CPU's caches (``effnb bench`` times it)
 EVAL_BATCH = 32
@@ -64,9 +65,12 @@ class Feed:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def batches(self, generator: torch.Generator | None = None, shuffle: bool = False,
-                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (normalised channels-last images, labels); train mode augments with ``generator``."""
+    def batches(self, generator: torch.Generator | None = None, shuffle: bool = False, drop_last: bool = False,
+                part: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (normalised channels-last images, labels); train mode augments with ``generator``.
+
+        With ``part = (rank, world)`` each global batch is cut to that rank's equal share (:func:`shard_slice`).
+        """
         order = self.indices
         if shuffle:
             order = order[torch.randperm(len(order), generator=generator).numpy()]
@@ -75,6 +79,9 @@ class Feed:
             idx = order[start:start + self.batch_size]
             if len(idx) == 0:
                 break
+            if part is not None:
+                yield self._share(idx, generator, shard_slice(len(idx), part))
+                continue
             images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx]))
             hw = torch.from_numpy(np.asarray(self.cache.hw[idx]))
             labels = torch.from_numpy(np.asarray(self.cache.labels[idx], dtype=np.int64))
@@ -83,3 +90,18 @@ class Feed:
             else:
                 x = eval_batch(images, hw, *self.test_size)
             yield x, labels
+
+    def _share(self, idx: np.ndarray, generator: torch.Generator | None, share: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """One rank's share of the global batch ``idx``: train mode augments the whole batch with the shared
+        generator and keeps the share, so every rank draws what one process draws, whatever the world size."""
+        if self.mode == "train":
+            images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx]))
+            hw = torch.from_numpy(np.asarray(self.cache.hw[idx]))
+            x = train_batch(images, hw, self.side, generator=generator, p_range=self.p_range)[0][share]
+        else:
+            idx = idx[share]
+            images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx]))
+            x = eval_batch(images, torch.from_numpy(np.asarray(self.cache.hw[idx])), *self.test_size)
+        labels = torch.from_numpy(np.asarray(self.cache.labels[idx[share] if self.mode == "train" else idx],
+                                             dtype=np.int64))
+        return x.contiguous(memory_format=torch.channels_last), labels

@@ -21,6 +21,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from effnb.data.transforms import P_RANGE
+from effnb.train import distributed
 from effnb.train.feed import Feed
 from effnb.train.inference import evaluate
 from effnb.train.modes import autocast, set_train_mode, trainable_parameters
@@ -145,30 +146,54 @@ def train_one_epoch(model: nn.Module, feed: Feed, opt: torch.optim.Optimizer, sc
     loss_sum = correct = seen = 0
     start = time.perf_counter()
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False)
-    for x, y in feed.batches(generator, shuffle=True, drop_last=drop_last):
+    world = distributed.world_size()
+    for x, y in feed.batches(generator, shuffle=True, drop_last=drop_last, part=distributed.part()):
         x, y = x.to(device, non_blocking=True), y.to(device)
         with autocast(device, config.bf16):
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-        if not torch.isfinite(loss):
+        if not (torch.isfinite(loss) if world == 1 else distributed.all_finite(loss)):
             bar.close()
             raise TrainingDiverged(f"loss became {loss.item()} {where}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if ema is not None:
-            ema.update_parameters(model)
+            ema.update_parameters(model if world == 1 else distributed.unwrap(model))
         if sched is not None:
             sched.step()
         n = len(y)
         loss_sum += loss.item() * n
         correct += (logits.argmax(1) == y).sum().item()
         seen += n
-        bar.update(n)
+        bar.update(n * world)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                         img_s=f"{seen / (time.perf_counter() - start):.0f}")
     bar.close()
+    if world > 1:  # the global sums, as one process counts them
+        loss_sum, correct, seen = distributed.all_reduce_sum(loss_sum, correct, seen)
+        correct, seen = int(correct), int(seen)
     return loss_sum, correct, seen, time.perf_counter() - start
+
+
+def _resume(model: nn.Module, config: TrainConfig, state: TrainState, steps: int):
+    """Optimizer, scheduler and weight average for ``model``, restored from ``state`` when it has them."""
+    params = trainable_parameters(model, config.trainable)
+    opt, sched = make_optimizer(params, config, steps)
+    if state.epoch and state.optimizer_state is not None:
+        opt.load_state_dict(state.optimizer_state)
+        sched.load_state_dict(state.scheduler_state)
+    ema = make_ema(model, config.ema_decay) if config.ema_decay is not None else None
+    if ema is not None and state.ema_state is not None:
+        ema.load_state_dict(state.ema_state)
+    return opt, sched, ema
+
+
+def _validate(model: nn.Module, val: Feed, device: torch.device) -> dict:
+    """Validation loss and accuracy; with several ranks rank 0 evaluates and tells the others."""
+    metrics = evaluate(model, val, device=device, progress=False) if distributed.is_main() else None
+    metrics = distributed.broadcast_object(metrics)
+    return {"val_loss": metrics["loss"], "val_acc": metrics["accuracy"]}
 
 
 def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None = None, seed: int = 0,
@@ -183,20 +208,21 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
     input size and crop range follow ``config.epoch_plan`` (``train.side`` is the target k_train). With
     ``config.ema_decay`` the validation rows evaluate the average, and ``model`` holds the average when
     ``fit`` returns. Raises :class:`TrainingDiverged` on a NaN/inf loss, before anything of that epoch is saved.
+    Under torchrun each rank trains on its share of each batch; rank 0 alone evaluates, prints and saves.
     """
     device = torch.device(device)
     model.to(device).to(memory_format=torch.channels_last)
     state = state or TrainState()
-    params = trainable_parameters(model, config.trainable)
+    world = distributed.world_size()
+    if world > 1:  # rank 0's weights and state on every rank; None: rank 0 has nothing to train
+        state = distributed.join(model, state, train.batch_size, len(train))
+        if state is None:
+            return TrainState()
+        progress = progress and distributed.is_main()
     steps = max(1, len(train) // train.batch_size)
-    opt, sched = make_optimizer(params, config, steps)
-    if state.epoch and state.optimizer_state is not None:
-        opt.load_state_dict(state.optimizer_state)
-        sched.load_state_dict(state.scheduler_state)
-    ema = make_ema(model, config.ema_decay) if config.ema_decay is not None else None
-    if ema is not None and state.ema_state is not None:
-        ema.load_state_dict(state.ema_state)
+    opt, sched, ema = _resume(model, config, state, steps)
     per_batch_schedule = config.schedule != "plateau"
+    net = distributed.wrap_model(model, device)  # model itself for one process
     for epoch in range(state.epoch, config.epochs):
         set_train_mode(model, config.trainable)
         gen = epoch_generator(seed, epoch)
@@ -205,7 +231,7 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
             side, p_range = config.epoch_plan(epoch, train.side)
             feed = replace(train, side=side, p_range=p_range)
         loss_sum, correct, seen, elapsed = train_one_epoch(
-            model, feed, opt, sched if per_batch_schedule else None, ema, config, device,
+            net, feed, opt, sched if per_batch_schedule else None, ema, config, device,
             drop_last=len(train) >= train.batch_size, generator=gen, progress=progress,
             desc=f"epoch {epoch + 1}/{config.epochs} @{feed.side}px", total=steps * train.batch_size,
             where=f"in epoch {epoch + 1}; the last good checkpoint (epoch {state.epoch}) is kept")
@@ -214,8 +240,7 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
         if ema is not None:
             state.ema_state = ema.state_dict()
         if val is not None:
-            metrics = evaluate(ema.module if ema is not None else model, val, device=device, progress=False)
-            row.update(val_loss=metrics["loss"], val_acc=metrics["accuracy"])
+            row.update(_validate(ema.module if ema is not None else model, val, device))
         if not per_batch_schedule:
             sched.step(row.get("val_loss", row["train_loss"]))
         state.history.append(row)
@@ -223,10 +248,11 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
         if progress:
             tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         stop = should_stop(state, row, config.early_stopping)
-        if on_epoch_end is not None:
+        if on_epoch_end is not None and distributed.is_main():
             on_epoch_end(model, state, opt, sched)
         if stop:
             break
+    distributed.unwrap(net)  # the network itself again, with plain BN layers
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())
     return state
