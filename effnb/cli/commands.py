@@ -10,7 +10,7 @@ import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
-from effnb.cli.options import data_args, positive_float, positive_int, print_json
+from effnb.cli.options import data_args, non_negative_float, positive_float, positive_int, print_json
 from effnb.cli.train import TRAIN_PRECEDENCE, add_train_args, cmd_train
 
 __all__ = ["TRAIN_PRECEDENCE", "build_parser", "main", "positive_float", "positive_int", "print_json"]
@@ -25,7 +25,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         for path in render_reports(args.artifacts_dir, args.reports_dir):
             print(path)
     else:
-        run_study(args.profile, args.data_dir, args.artifacts_dir, args.reports_dir, args.seed, only=args.only)
+        run_study(args.profile, args.data_dir, args.artifacts_dir, args.reports_dir, args.seed, only=args.only,
+                  budget_minutes=args.budget_minutes, plan=args.plan)
     published = Path(args.reports_dir) / "models" / "final.json"
     if args.readme and published.is_file():
         from effnb.report.readme import update_readme
@@ -181,6 +182,10 @@ def _add_study(sub) -> None:
     p.add_argument("--only", nargs="*", help="run only these notebooks (e.g. 01_data)")
     p.add_argument("--render-only", action="store_true", help="only render the executed notebooks to HTML again")
     p.add_argument("--readme", help="rewrite this README's generated results and profiles blocks afterwards")
+    p.add_argument("--budget-minutes", type=non_negative_float, metavar="M",
+                   help="plan the study to end within M minutes on this machine (default: the profile's, cpu 120; "
+                        "0: the profile's fixed epochs); a plan already in --artifacts-dir is reused")
+    p.add_argument("--plan", metavar="FILE", help="repeat a saved plan exactly (e.g. reports/models/plan.json)")
     p.set_defaults(func=cmd_study)
 
 

@@ -41,7 +41,18 @@ def finite_float(text: str) -> float:
     return value
 
 
-finite_float.__name__ = "float"  # argparse names the type in its message: "invalid float value: 'x'", as before
+finite_float.__name__ = "float"
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type for a finite float >= 0 (0 often means "none")."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value:g}")
+    return value
+
+
+non_negative_float.__name__ = "float"  # argparse names the type in its message: "invalid float value: 'x'", as before
 
 
 @dataclass(frozen=True)

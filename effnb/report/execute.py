@@ -50,16 +50,24 @@ def failed_cell_error(executed: Path) -> str:
 
 def run_study(profile: str, data_dir: str | Path | None, artifacts_dir: str | Path = "artifacts",
               reports_dir: str | Path = "reports", seed: int = 0, notebooks_dir: str | Path = NOTEBOOKS_DIR,
-              only: list[str] | None = None) -> list[Path]:
+              only: list[str] | None = None, budget_minutes: float | None = None,
+              plan: str | Path | None = None) -> list[Path]:
     """Execute the six notebooks in order into ``artifacts_dir/executed`` and render them into ``reports_dir``.
 
     A failing notebook stops the study (its partly executed copy is still rendered, to read the error);
     finished experiments are read back from ``artifacts_dir``, so running again resumes. Bad arguments (an
     unknown notebook, profile, device or data folder) stop it before any notebook runs, and a second study
     on the same ``artifacts_dir`` stops with :class:`effnb.utils.atomic.FolderBusy` while this one runs.
+
+    ``budget_minutes`` (None: the profile's; 0: none, the profile's fixed epochs) or ``plan`` (a saved plan to
+    repeat) plans the run before any notebook starts (:mod:`effnb.study.plan`); a plan already in the artifacts
+    is reused.
     """
+    started = time.time()
     stems = select_notebooks(only)
-    get_profile(profile)
+    budget = get_profile(profile).budget_minutes if budget_minutes is None else (budget_minutes or None)
+    if plan is not None and not Path(plan).is_file():
+        raise FileNotFoundError(f"--plan {plan}: no such file")
     pick_device()
     if data_dir:
         resolve_data_dir(data_dir)
@@ -67,7 +75,22 @@ def run_study(profile: str, data_dir: str | Path | None, artifacts_dir: str | Pa
     reports_dir = ensure_dir(Path(reports_dir).resolve(), "reports folder")
     with locked(artifacts_dir / STUDY_LOCK, f"another effnb study is running on {artifacts_dir}: wait for it to "
                 f"finish, or give another --artifacts-dir", wait=False):
+        if budget is not None or plan is not None:
+            _plan(profile, data_dir, artifacts_dir, seed, budget, plan, started)
         return _run_notebooks(stems, profile, data_dir, artifacts_dir, reports_dir, seed, Path(notebooks_dir))
+
+
+def _plan(profile: str, data_dir: str | Path | None, artifacts_dir: Path, seed: int, budget: float | None,
+          plan: str | Path | None, started: float) -> None:
+    from effnb.study.budget import ensure_plan
+    from effnb.study.context import prepare_study
+    from effnb.study.plan import describe_plan
+
+    print(f"== planning {profile} (decoding the images if needed, then timing the training step)", flush=True)
+    study = prepare_study(profile, data_dir, artifacts_dir, seed)
+    study.device = pick_device()
+    made = ensure_plan(study, budget, plan, started)
+    print(f"   {describe_plan(made)} ({artifacts_dir / 'plan.json'})", flush=True)
 
 
 def select_notebooks(only: list[str] | None) -> list[str]:

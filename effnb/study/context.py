@@ -23,6 +23,7 @@ from effnb.data.download import resolve_data_dir
 from effnb.data.splits import make_splits, subset
 from effnb.nn.model import NetSpec
 from effnb.study.outputs import NOTEBOOKS, Typed, read_output, write_output
+from effnb.study.plan import apply_plan, read_plan
 from effnb.study.profiles import Profile, get_profile
 from effnb.train.experiments import Experiment
 from effnb.train.fit import TrainConfig
@@ -187,9 +188,11 @@ def resolve_artifacts_dir(artifacts_dir: str | Path | None) -> Path:
 
 def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts_dir: str | Path | None,
                   seed: int = 0) -> Study:
-    """Find (or download) the data, decode it once into the cache (read back if built before), split it."""
+    """Find (or download) the data, decode it once into the cache (read back if built before), split it. The
+    epochs are the plan's where the artifacts hold one (:mod:`effnb.study.plan`), else the profile's."""
     profile = get_profile(profile) if isinstance(profile, str) else profile
     artifacts_dir = ensure_dir(resolve_artifacts_dir(artifacts_dir), "artifacts folder")
+    profile = apply_plan(profile, read_plan(artifacts_dir))
     root = resolve_data_dir(data_dir, download_dir=artifacts_dir / "downloads")
     limit = profile.data.limit_per_class
     cache = build_cache(root, artifacts_dir / f"cache-{profile.data.cache_side}-{limit or 'all'}",

@@ -1,0 +1,95 @@
+"""The study's plan in its artifacts: made once before training (or copied from ``--plan``), reused on resume,
+completed when notebook 04 fixes the final model's epochs (see :mod:`effnb.study.plan`)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import psutil
+
+from effnb.nn.model import BASELINES, NetSpec
+from effnb.study.context import Study
+from effnb.study.plan import (
+    MARGIN,
+    NOTEBOOK_SECONDS,
+    STAGES,
+    CostModel,
+    Counts,
+    PlanError,
+    Timing,
+    apply_plan,
+    final_epochs,
+    load_plan,
+    make_plan,
+    read_plan,
+    time_steps,
+    write_plan,
+)
+from effnb.utils.device import cpu_name
+
+
+def counts_of(study: Study) -> Counts:
+    """The image counts of ``study``'s splits under its profile."""
+    return Counts.of(study.profile, len(study.splits["train"]), len(study.splits["test"]), len(study.split_indices("test2")))
+
+
+def ensure_plan(study: Study, budget_minutes: float | None, given: str | Path | None = None,
+                started: float | None = None) -> dict | None:
+    """The plan of ``study``: the one saved in its artifacts (a resumed run), else the one in ``given``, else a
+    new one for ``budget_minutes`` timed on this machine (``started``: when the study began, time.time(), so
+    decoding counts). None when there is neither a budget nor a plan: the profile's fixed epochs apply."""
+    saved = read_plan(study.artifacts_dir)
+    if given is not None:
+        plan = load_plan(given)
+        if saved is not None and saved["selection"] != plan["selection"]:
+            raise PlanError(f"{study.artifacts_dir} already holds another plan: use a fresh --artifacts-dir to repeat {given}")
+        apply_plan(study.profile, plan)  # checks the profile
+        return saved or _saved(study, {**plan, "repeated_from": str(given)})
+    if saved is not None or budget_minutes is None:
+        return saved
+    begin = time.time() if started is None else started
+    indices = study.splits["train"]
+    timings = time_steps(study.cache, list(BASELINES.values()), study.recipe, indices, study.device)
+    model = CostModel.fit(timings)
+    plan = make_plan(study.profile, study.recipe, model, counts_of(study), budget_minutes, time.time() - begin)
+    plan.update(machine=cpu_name(), device=str(study.device), timings=[t.__dict__ for t in timings],
+                planning_seconds=time.time() - begin)
+    return _saved(study, plan)
+
+
+def _saved(study: Study, plan: dict) -> dict:
+    write_plan(study.artifacts_dir, plan)
+    study.profile = apply_plan(study.profile, plan)
+    return plan
+
+
+def elapsed_seconds(artifacts_dir: Path, plan: dict, before: str) -> float:
+    """The study's time before notebook ``before`` and in it so far: planning, the earlier notebooks' recorded
+    wall times (papermill's), and this kernel's age."""
+    total = plan.get("planning_seconds", 0.0)
+    for stem in STAGES[:STAGES.index(before)]:
+        executed = artifacts_dir / "executed" / f"{stem}.ipynb"
+        if executed.is_file():
+            total += json.loads(executed.read_text())["metadata"].get("papermill", {}).get("duration") or 0.0
+    return total + time.time() - psutil.Process().create_time()
+
+
+def fix_final_epochs(study: Study, spec: NetSpec) -> int:
+    """The final model's equivalent epochs: the profile's without a plan; with one, fixed once (here, in 04) from
+    the minutes left and this network's timed step, saved in the plan, and reused by every later run."""
+    plan = read_plan(study.artifacts_dir)
+    if plan is None:
+        return study.profile.final.epochs
+    if plan["final"]["epochs"] is None:
+        timing: Timing = time_steps(study.cache, [spec], study.recipe, study.splits["train"], study.device)[-1]
+        elapsed = elapsed_seconds(study.artifacts_dir, plan, "04_scaling")
+        left = (plan["budget_minutes"] * 60 * (1 - MARGIN) - elapsed - plan["reserve_minutes"] * 60
+                - NOTEBOOK_SECONDS * 2)
+        model = CostModel(**plan["cost_model"])
+        epochs = final_epochs(model, study.recipe, spec, timing.train_img_s, counts_of(study).train, left)
+        plan["final"] |= {"epochs": epochs, "network": spec.name, "train_img_s": timing.train_img_s,
+                          "seconds_left": left, "elapsed_seconds": elapsed}
+        write_plan(study.artifacts_dir, plan)
+    study.profile = apply_plan(study.profile, plan)
+    return plan["final"]["epochs"]
