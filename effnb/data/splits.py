@@ -43,28 +43,41 @@ SPLITS = ("train", "test", "test2")
 
 
 def _keep_groups_together(split_of: np.ndarray, rank: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> None:
-    """Move each member of a group (images sharing an id in ``groups``) into the split of the group's first
-    (smallest-index) member, in place. Each move swaps the image with the image of the same label that is in no
-    group, in the target split, and first in the seeded order ``rank`` among those not swapped yet: every split
-    keeps its size and its label counts."""
+    """Move the members of each group (images sharing an id in ``groups``) into one split, in place.
+
+    The group goes to the split of its first (smallest-index) member, else (when that split has too few images
+    to swap with) to the first of ``train``, ``test``, ``test2`` that has enough. Each move swaps the member with
+    an image of the same label in that split that is in no group, the first in the seeded order ``rank`` not
+    swapped yet: every split keeps its size and its label counts.
+    """
     if groups.shape != labels.shape:
         raise DataError(f"need one group id per image, got {groups.shape} for {labels.shape[0]} images")
-    _, first, group_of, sizes = np.unique(groups, return_index=True, return_inverse=True, return_counts=True)
+    _, group_of, sizes = np.unique(groups, return_inverse=True, return_counts=True)
     group_of = group_of.ravel()
     free = sizes[group_of] == 1
-    queues = {}  # (label, split) -> free images there, in seeded order, and how many were taken
-    for i in np.flatnonzero(split_of != split_of[first[group_of]]):
-        key = (int(labels[i]), int(split_of[first[group_of[i]]]))
-        if key not in queues:
-            there = np.flatnonzero(free & (labels == key[0]) & (split_of == key[1]))
-            queues[key] = [there[np.argsort(rank[there], kind="stable")], 0]
-        candidates, taken = queues[key]
-        if taken == len(candidates):
-            raise DataError(f"cannot keep duplicate groups inside one split: no image of class {key[0]} that has "
-                            f"no copy is left in split {SPLITS[key[1]]!r} to swap with")
-        partner = candidates[taken]
-        queues[key][1] += 1
-        split_of[partner], split_of[i] = split_of[i], key[1]
+    queues: dict[tuple[int, int], list[int]] = {}  # (label, split) -> its free images, best first, not yet taken
+
+    def queue(label: int, split: int) -> list[int]:
+        if (label, split) not in queues:
+            there = np.flatnonzero(free & (labels == label) & (split_of == split))
+            queues[label, split] = there[np.argsort(-rank[there], kind="stable")].tolist()  # popped from the end
+        return queues[label, split]
+
+    order = np.argsort(group_of, kind="stable")
+    for members in np.split(order, np.flatnonzero(np.diff(group_of[order])) + 1):
+        if len(np.unique(split_of[members])) < 2:
+            continue
+        for target in dict.fromkeys([int(split_of[members[0]]), *range(len(SPLITS))]):
+            movers = members[split_of[members] != target]
+            need = np.unique(labels[movers], return_counts=True)
+            if all(len(queue(int(k), target)) >= n for k, n in zip(*need)):
+                break
+        else:
+            raise DataError(f"cannot keep a group of {len(members)} duplicates inside one split: no split has "
+                            "enough images without a copy to swap with")
+        for i in movers:
+            partner = queue(int(labels[i]), target).pop()
+            split_of[partner], split_of[i] = split_of[i], target
 
 
 def make_splits(
