@@ -112,7 +112,7 @@ class Duplicates:
     threshold: int
 
     @property
-    def all(self) -> list[list[int]]:
+    def sets(self) -> list[list[int]]:
         """Every group of two or more images, exact or near."""
         return _members(self.groups)
 
@@ -120,19 +120,19 @@ class Duplicates:
     def near(self) -> list[list[int]]:
         """The groups that are not one set of identical files (at least two different files in them)."""
         exact = {tuple(g) for g in self.exact}
-        return [g for g in self.all if tuple(g) not in exact]
+        return [g for g in self.sets if tuple(g) not in exact]
 
     def counts(self) -> dict[str, int]:
         """How many exact groups, near groups, images in a group, and near pairs."""
         return {"exact groups": len(self.exact), "near groups": len(self.near),
-                "images in a group": sum(map(len, self.all)), "near pairs": len(self.pairs)}
+                "images in a group": sum(map(len, self.sets)), "near pairs": len(self.pairs)}
 
     def examples(self, n: int) -> np.ndarray:
         """Up to ``n`` near pairs of different files, the most distant first: what the threshold still admits."""
-        exact = np.zeros(len(self.groups), dtype=np.int64) - 1
-        for k, g in enumerate(self.exact):
-            exact[g] = k
-        pairs = self.pairs[(exact[self.pairs[:, 0]] < 0) | (exact[self.pairs[:, 0]] != exact[self.pairs[:, 1]])]
+        file_of = np.arange(len(self.groups))  # the first of its identical files
+        for g in self.exact:
+            file_of[g] = g[0]
+        pairs = self.pairs[file_of[self.pairs[:, 0]] != file_of[self.pairs[:, 1]]]
         return pairs[np.argsort(-pairs[:, 2], kind="stable")][:n]
 
 
