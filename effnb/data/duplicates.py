@@ -1,7 +1,7 @@
 """Exact and near-duplicate images, so that no copy of an image sits in one split while another is tested.
 
 Exact copies share the SHA-256 of their file bytes. Near copies (re-encoded, resized, slightly retouched) are
-found by the DCT perceptual hash of Zauner (2010), as ``imagehash.phash`` computes it: the image in grayscale
+found by the DCT perceptual hash of Zauner (2010), the one ``imagehash.phash`` computes: the image in grayscale
 at 32 x 32, its 2-D DCT, the top-left 8 x 8 coefficients compared with their median, 64 bits. Two images are
 near copies when their hashes differ in at most ``threshold`` bits. Images linked by either relation form a
 group (connected components, i.e. union-find over the pairs).
@@ -44,9 +44,10 @@ def phash(images: np.ndarray, hw: np.ndarray, batch_size: int = 512) -> np.ndarr
     """The 64-bit DCT perceptual hash (uint64, first coefficient in the highest bit) of each cached image.
 
     ``images`` are uint8 ``[N, 3, S, S]`` canvases holding image ``i`` in their top-left ``hw[i]`` (as in
-    :class:`~effnb.data.cache.ImageCache`). Each image is resized to 32 x 32 (bilinear, antialiased) before the
-    grayscale conversion, which is linear, so the order differs from imagehash only by rounding.
-    """
+    :class:`~effnb.data.cache.ImageCache`). Each image is resized to 32 x 32 (bilinear, antialiased) and then
+    made grayscale (the conversion is linear, so the order matters only by rounding); imagehash resizes the
+    grayscale image with a Lanczos filter: on 1,500 PetImages the hash here equals ``imagehash.phash`` of the
+    original file for 92 % of them, and is never more than 4 bits off (0.17 on average)."""
     hw = np.asarray(hw, dtype=np.int64).reshape(-1, 2)
     small = np.empty((len(hw), DCT_SIZE, DCT_SIZE), dtype=np.float32)
     shapes, shape_of = np.unique(hw, axis=0, return_inverse=True)
@@ -63,11 +64,11 @@ def phash(images: np.ndarray, hw: np.ndarray, batch_size: int = 512) -> np.ndarr
     return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
 
 
-def near_pairs(hashes: np.ndarray, threshold: int, block: int = 1024) -> np.ndarray:
+def near_pairs(hashes: np.ndarray, threshold: int, block: int = 512) -> np.ndarray:
     """Every pair ``(i, j, distance)`` with ``i < j`` whose hashes differ in at most ``threshold`` bits.
 
     Exhaustive and exact: each block of rows is XORed with every later hash and the bits counted by
-    ``np.bitwise_count`` (about 1.3 s for 23k hashes on 2 cores).
+    ``np.bitwise_count`` (numpy >= 2): about 2 s for the 22,998 PetImages on 2 shared cores.
     """
     hashes = np.asarray(hashes, dtype=np.uint64)
     found = [np.zeros((0, 3), dtype=np.int64)]
