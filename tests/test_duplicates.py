@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from effnb.data import duplicates
-from effnb.data.cache import build_cache
+from effnb.data.cache import ImageCache, build_cache
 from effnb.data.duplicates import (
     PHASH_THRESHOLD,
+    STORE_FILE,
     detect,
     find_duplicates,
     group_ids,
@@ -125,27 +127,37 @@ def test_spanning_counts_groups_in_more_than_one_split() -> None:
     assert spanning(groups, {"train": np.array([0, 1, 4]), "test": np.array([2, 3, 5])}) == 0
 
 
-def test_result_stored_and_read_back_until_a_file_changes(tree: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_result_kept_beside_the_image_cache_and_read_back_until_a_file_changes(tree: Path, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     cache = build_cache(tree, tmp_path / "cache", side=64)
-    store = tmp_path / "store"
-    first = find_duplicates(cache, tree, store=store)
-    assert len(list(store.glob("*.json"))) == 1
+    first = find_duplicates(cache, tree)
+    assert (tmp_path / "cache" / STORE_FILE).is_file()
     calls = []
     monkeypatch.setattr(duplicates, "detect", lambda *a, **k: calls.append(a) or first)
-    again = find_duplicates(cache, tree, store=store)
+    again = find_duplicates(cache, tree)
     assert calls == [] and again.exact == first.exact and np.array_equal(again.groups, first.groups)
     assert np.array_equal(again.pairs, first.pairs)
-    find_duplicates(cache, tree, threshold=2, store=store)  # another threshold: another result
+    find_duplicates(cache, tree, threshold=2)  # another threshold: detected again
+    find_duplicates(cache, tree, threshold=2)
     assert len(calls) == 1
     st = (tree / "Cat/3.jpg").stat()
     os.utime(tree / "Cat/3.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 1))
-    find_duplicates(cache, tree, store=store)  # a file's bytes may have changed: detected again
+    find_duplicates(cache, tree, threshold=2)  # a file's bytes may have changed: detected again
     assert len(calls) == 2
-    for saved in store.glob("*.json"):
-        saved.write_text("{not json")
-    find_duplicates(cache, tree, store=store)  # a damaged result is not trusted
+    (tmp_path / "cache" / STORE_FILE).write_text("{not json")
+    find_duplicates(cache, tree, threshold=2)  # a damaged result is not trusted
     assert len(calls) == 3
+    find_duplicates(cache, tree, threshold=2, store=tmp_path / "elsewhere")
+    assert len(calls) == 4 and (tmp_path / "elsewhere" / STORE_FILE).is_file()
+
+
+def test_a_cache_in_memory_is_detected_afresh(tree: Path, tmp_path: Path) -> None:
+    cache = build_cache(tree, tmp_path / "cache", side=64)
+    in_memory = ImageCache.in_memory([torch.from_numpy(np.array(im)) for im in cache.images[:4]], cache.paths[:4],
+                                     side=64, classes=cache.classes)
+    (tmp_path / "cache" / STORE_FILE).unlink(missing_ok=True)
+    found = find_duplicates(in_memory, tree)
+    assert found.groups.tolist() == [0, 1, 2, 3] and list(tmp_path.rglob(STORE_FILE)) == []
 
 
 # --------------------------------------------------------------------------- shared data (integration)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +23,13 @@ from scipy.fft import dctn
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
-from effnb.data.cache import ImageCache, cache_home
+from effnb.data.cache import ImageCache
 from effnb.utils.atomic import ensure_dir, write_json
 
 PHASH_THRESHOLD = 6  # bits of 64; chosen on the PetImages pairs (see notebook 01 and the README)
 HASH_SIZE, DCT_SIZE = 8, 32
 FORMAT = 1  # of the stored result; a change of the method bumps it
+STORE_FILE = "duplicates.json"
 _LUMA = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601, as Pillow's "L" mode
 
 
@@ -46,7 +48,7 @@ def phash(images: np.ndarray, hw: np.ndarray, batch_size: int = 512) -> np.ndarr
     ``images`` are uint8 ``[N, 3, S, S]`` canvases holding image ``i`` in their top-left ``hw[i]`` (as in
     :class:`~effnb.data.cache.ImageCache`). Each image is resized to 32 x 32 (bilinear, antialiased) and then
     made grayscale (the conversion is linear, so the order matters only by rounding); imagehash resizes the
-    grayscale image with a Lanczos filter: on 1,500 PetImages the hash here equals ``imagehash.phash`` of the
+    grayscale image with a Lanczos filter: on 1,500 PetImages the hash here (200 px cache) equals ``imagehash.phash`` of the
     original file for 92 % of them, and is never more than 4 bits off (0.17 on average)."""
     hw = np.asarray(hw, dtype=np.int64).reshape(-1, 2)
     small = np.empty((len(hw), DCT_SIZE, DCT_SIZE), dtype=np.float32)
@@ -152,7 +154,7 @@ def _store_key(cache: ImageCache, root: Path, threshold: int) -> str:
     file's path, size and modification time (the exact copies are found from the bytes)."""
     files = [(p, st.st_size, st.st_mtime_ns) for p in cache.paths for st in [(root / p).stat()]]
     body = json.dumps([FORMAT, threshold, HASH_SIZE, DCT_SIZE, cache.fingerprint, files])
-    return hashlib.sha256(body.encode()).hexdigest()[:24]
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def detect(cache: ImageCache, root: str | os.PathLike, threshold: int = PHASH_THRESHOLD) -> Duplicates:
@@ -166,25 +168,35 @@ def detect(cache: ImageCache, root: str | os.PathLike, threshold: int = PHASH_TH
     return Duplicates(groups=groups, exact=exact, pairs=pairs, threshold=threshold)
 
 
+def _store_path(cache: ImageCache, store: str | os.PathLike | None) -> Path | None:
+    """Where the result is kept: ``store``, else beside the cache's images file; None for a cache held in RAM."""
+    if store is not None:
+        return Path(store) / STORE_FILE
+    images_file = getattr(cache.images, "filename", None)  # a memmap knows its file
+    return Path(images_file).parent / STORE_FILE if images_file and cache.fingerprint else None
+
+
 def find_duplicates(cache: ImageCache, root: str | os.PathLike, threshold: int = PHASH_THRESHOLD,
                     store: str | os.PathLike | None = None) -> Duplicates:
-    """:func:`detect`, read back from ``store`` (default ``cache_home()/duplicates``) when the same images and
-    files were seen before. A cache held in memory (no fingerprint) is always detected afresh."""
-    root = Path(root)
-    if not cache.fingerprint:
+    """:func:`detect`, kept in ``store`` (default: the image cache's folder) and read back while the images, their
+    files and the threshold are unchanged. A cache held in RAM is always detected afresh."""
+    root, path = Path(root), _store_path(cache, store)
+    if path is None:
         return detect(cache, root, threshold)
-    path = Path(store or cache_home() / "duplicates") / f"{_store_key(cache, root, threshold)}.json"
+    key = _store_key(cache, root, threshold)
     try:
         saved = json.loads(path.read_text())
         groups = np.asarray(saved["groups"], dtype=np.int64)
-        if groups.shape != (len(cache),):
-            raise ValueError("not one group per image")
-        return Duplicates(groups=groups, exact=saved["exact"], threshold=threshold,
-                          pairs=np.asarray(saved["pairs"], dtype=np.int64).reshape(-1, 3))
+        if saved["key"] == key and groups.shape == (len(cache),):
+            return Duplicates(groups=groups, exact=saved["exact"], threshold=threshold,
+                              pairs=np.asarray(saved["pairs"], dtype=np.int64).reshape(-1, 3))
     except (OSError, ValueError, KeyError, TypeError):  # none yet, or unreadable: detect again and rewrite it
         pass
     found = detect(cache, root, threshold)
-    ensure_dir(path.parent, "duplicates cache folder")
-    write_json(path, {"groups": found.groups.tolist(), "exact": found.exact, "pairs": found.pairs.tolist()},
-               indent=None)
+    try:
+        write_json(ensure_dir(path.parent, "duplicates folder") / STORE_FILE,
+                   {"key": key, "groups": found.groups.tolist(), "exact": found.exact, "pairs": found.pairs.tolist()},
+                   indent=None)
+    except OSError as exc:  # a read-only cache folder, a full disk: detected again next time
+        warnings.warn(f"duplicates found but not kept in {path}: {exc}", stacklevel=2)
     return found
