@@ -72,15 +72,17 @@ if len(skipped):
 # filed under both classes) and one was a cat and a dog; at 8 bits most pairs were different animals. Images
 # linked by either relation form a group, and each group is kept inside one split: its members join the split of
 # its first member, each swapped with an image of the same class that has no copy, so every split keeps its size
-# and class counts. Below: the counts, how many groups the seed's split alone would spread over two splits, how
-# many the study's splits do, and the most distant pairs still counted as copies.
+# and class counts. Below: the counts (a group with two labels is one photo filed under both classes, label noise
+# that keeping it in one split does not remove, or a false match such as the cat and dog at 6 bits), how many
+# groups the seed's split alone would spread over two splits, how many the study's splits do, and the most
+# distant pairs still counted as copies.
 
 # %%
 dups = find_duplicates(cache, study.root)
 by_seed_alone = make_splits(cache.labels, seed, study.profile.data.test_size, study.profile.data.test2_size)
 used = {name: study.split_indices(name) for name in ("train", "test", "test2")}
 before, after = spanning(dups.groups, by_seed_alone), spanning(dups.groups, used)
-dup_counts = dups.counts() | {"groups across splits, the seed's split alone": before,
+dup_counts = dups.counts(cache.labels) | {"groups across splits, the seed's split alone": before,
                               "groups across splits, the study's splits": after}
 display(pd.Series(dup_counts).to_frame(f"count (pHash ≤ {dups.threshold} bits)"))
 pairs = dups.examples(8)
@@ -170,8 +172,9 @@ study.conclude("data", {
     f"{len(cache):,} images in {len(cache.classes)} classes ({', '.join(cache.classes)}) were decoded and "
     f"{len(cache.skipped):,} skipped; the splits hold {', '.join(f'{n:,} `{k}`' for k, n in sizes.items())} images.",
     f"{dup_counts['exact groups']} sets of identical files and {dup_counts['near groups']} groups of near copies "
-    f"(pHash within {dups.threshold} bits) hold {dup_counts['images in a group']} images; the seed's split alone "
-    f"would spread {before} of these groups over two splits, the study's splits spread {after}.",
+    f"(pHash within {dups.threshold} bits) hold {dup_counts['images in a group']} images "
+    f"({dup_counts['groups with two labels']} groups under both classes); the seed's split alone would spread "
+    f"{before} of these groups over two splits, the study's splits spread {after}.",
     f"The seed's crop U{P_RANGE} keeps on average σ = {sigma_seed_study_crop:.4f} of the image's longer side on these "
     f"images, computed exactly from their shapes (the seed measured {seed_study.SIGMA.value}).",
     f"The study's recipe ends training on crops U{tuple(crop)}: σ = {sigma:.4f} ± {1.96 * sigma_se:.4f} (95 %, "

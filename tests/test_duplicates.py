@@ -66,8 +66,9 @@ def test_exact_and_near_copies_found_and_different_images_kept_apart(tree: Path,
         {"Cat/0.jpg", "Dog/copy_of_cat0.jpg"}, {"Cat/1.jpg", "Cat/resized1.jpg"}, {"Dog/2.jpg", "Dog/png2.png"}]
     near = [{cache.paths[i] for i in g} for g in found.near]
     assert {"Cat/1.jpg", "Cat/resized1.jpg"} in near and {"Cat/0.jpg", "Dog/copy_of_cat0.jpg"} not in near
-    assert found.counts() == {"exact groups": 1, "near groups": 2, "images in a group": 6,
-                              "near pairs": len(found.pairs)}
+    assert found.counts(cache.labels) == {"exact groups": 1, "near groups": 2, "images in a group": 6,
+                                          "groups with two labels": 1, "near pairs": len(found.pairs)}
+    assert [{cache.paths[i] for i in g} for g in found.mixed(cache.labels)] == [{"Cat/0.jpg", "Dog/copy_of_cat0.jpg"}]
     sizes = np.bincount(found.groups, minlength=len(cache))[found.groups]
     assert (sizes == 1).sum() == len(cache) - 6  # every other image is a group of its own
     assert found.pairs[:, 2].max() <= PHASH_THRESHOLD

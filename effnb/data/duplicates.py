@@ -125,10 +125,16 @@ class Duplicates:
         exact = {tuple(g) for g in self.exact}
         return [g for g in self.sets if tuple(g) not in exact]
 
-    def counts(self) -> dict[str, int]:
-        """How many exact groups, near groups, images in a group, and near pairs."""
+    def mixed(self, labels: np.ndarray) -> list[list[int]]:
+        """The groups whose images carry more than one label (one photo filed under two classes)."""
+        labels = np.asarray(labels)
+        return [g for g in self.sets if len(np.unique(labels[g])) > 1]
+
+    def counts(self, labels: np.ndarray) -> dict[str, int]:
+        """How many exact groups, near groups, images in a group, groups with two labels, and near pairs."""
         return {"exact groups": len(self.exact), "near groups": len(self.near),
-                "images in a group": sum(map(len, self.sets)), "near pairs": len(self.pairs)}
+                "images in a group": sum(map(len, self.sets)), "groups with two labels": len(self.mixed(labels)),
+                "near pairs": len(self.pairs)}
 
     def examples(self, n: int) -> np.ndarray:
         """Up to ``n`` near pairs of different files, the most distant first: what the threshold still admits."""
