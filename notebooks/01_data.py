@@ -39,7 +39,7 @@ import torch
 from IPython.display import Markdown, display
 
 from effnb import seed_study
-from effnb.data import P_RANGE, TestSize, eval_batch, expected_sigma, recommended_test_resolution, resolution_ratio, sigma_distribution, train_batch
+from effnb.data import P_RANGE, TestSize, eval_batch, expected_sigma, find_duplicates, make_splits, recommended_test_resolution, resolution_ratio, sigma_distribution, spanning, train_batch
 from effnb.report import crop_explorer, draw_crop, plot_histogram, plot_sizes, show_explorer, show_images, show_jpeg, size_summary
 from effnb.study import open_study
 
@@ -59,6 +59,39 @@ skipped = pd.DataFrame(cache.skipped, columns=["file", "reason"])
 display(Markdown(f"{len(cache):,} images decoded, {len(skipped):,} skipped."))
 if len(skipped):
     display(skipped.head(20))
+
+# %% [markdown]
+# ## Copies of one photo across the splits
+# The folder holds some photos twice: the same file under two names, or the same photo re-encoded, resized or
+# retouched. A test image whose copy is in `train` tests memory, not generalisation. Exact copies share the
+# SHA-256 of their bytes. Near copies are found by the DCT perceptual hash (pHash, Zauner 2010, as
+# `imagehash.phash` computes it: grayscale at 32×32, 2-D DCT, the 8×8 lowest frequencies compared with their
+# median, 64 bits), computed from the decoded cache, when two hashes differ in at most 6 bits; all pairs are
+# compared (XOR and bit count). The threshold was chosen by looking at the pairs of the full folder: at 0-2 bits
+# every pair looked at was one photo; at 6 bits four of five were (three are the "photo unavailable" placeholder,
+# filed under both classes) and one was a cat and a dog; at 8 bits most pairs were different animals. Images
+# linked by either relation form a group, and each group is kept inside one split: its members join the split of
+# its first member, each swapped with an image of the same class that has no copy, so every split keeps its size
+# and class counts. Below: the counts (a group with two labels is one photo filed under both classes, label noise
+# that keeping it in one split does not remove, or a false match such as the cat and dog at 6 bits), how many
+# groups the seed's split alone would spread over two splits, how many the study's splits do, and the most
+# distant pairs still counted as copies.
+
+# %%
+dups = find_duplicates(cache, study.root)
+by_seed_alone = make_splits(cache.labels, seed, study.profile.data.test_size, study.profile.data.test2_size)
+used = {name: study.split_indices(name) for name in ("train", "test", "test2")}
+before, after = spanning(dups.groups, by_seed_alone), spanning(dups.groups, used)
+dup_counts = dups.counts(cache.labels) | {"groups across splits, the seed's split alone": before,
+                              "groups across splits, the study's splits": after}
+display(pd.Series(dup_counts).to_frame(f"count (pHash ≤ {dups.threshold} bits)"))
+pairs = dups.examples(8)
+if len(pairs):
+    titles = [title for i, j, d in pairs for title in (cache.paths[i], f"{cache.paths[j]} ({d} bits)")]
+    show_images(torch.from_numpy(cache.images[pairs[:, :2].ravel()].copy()), titles, ncols=4, size=2.2,
+                normalized=False, title="near copies, side by side, most distant first")
+else:
+    display(Markdown("No near copies among these images."))
 
 # %% [markdown]
 # The cache keeps each image's aspect ratio, with its longer side resized to the cache side; the
@@ -133,11 +166,15 @@ for p in (0.2, 0.45, 0.7):
 # %%
 study.conclude("data", {
     "images": len(cache), "classes": cache.classes, "skipped": len(cache.skipped),
-    "splits": sizes, "sigma": sigma, "sigma_se": sigma_se, "sigma_exact": sigma_exact,
+    "splits": sizes, "duplicates": dup_counts, "sigma": sigma, "sigma_se": sigma_se, "sigma_exact": sigma_exact,
     "sigma_seed_study_crop": sigma_seed_study_crop, "crop": list(crop),
 }, [
     f"{len(cache):,} images in {len(cache.classes)} classes ({', '.join(cache.classes)}) were decoded and "
     f"{len(cache.skipped):,} skipped; the splits hold {', '.join(f'{n:,} `{k}`' for k, n in sizes.items())} images.",
+    f"{dup_counts['exact groups']} sets of identical files and {dup_counts['near groups']} groups of near copies "
+    f"(pHash within {dups.threshold} bits) hold {dup_counts['images in a group']} images "
+    f"({dup_counts['groups with two labels']} groups under both classes); the seed's split alone would spread "
+    f"{before} of these groups over two splits, the study's splits spread {after}.",
     f"The seed's crop U{P_RANGE} keeps on average σ = {sigma_seed_study_crop:.4f} of the image's longer side on these "
     f"images, computed exactly from their shapes (the seed measured {seed_study.SIGMA.value}).",
     f"The study's recipe ends training on crops U{tuple(crop)}: σ = {sigma:.4f} ± {1.96 * sigma_se:.4f} (95 %, "

@@ -221,6 +221,49 @@ def test_splits_errors() -> None:
         make_splits(np.array([0, 1, 0, 1]), seed=0)
 
 
+def _split_of(splits: dict[str, np.ndarray], n: int) -> np.ndarray:
+    where = np.full(n, -1)
+    for code, idx in enumerate(splits.values()):
+        where[idx] = code
+    return where
+
+
+def test_splits_keep_groups_together_with_sizes_and_label_counts_unchanged() -> None:
+    rng = np.random.default_rng(3)
+    groups = np.arange(len(LABELS))
+    pick = rng.choice(len(LABELS), 90, replace=False)
+    groups[pick[:40]] = groups[pick[40:80]]  # 40 pairs, some across the classes
+    groups[pick[80:]] = groups[pick[0]]  # and one group of 12
+    for seed in range(5):
+        plain = make_splits(LABELS, seed, test_size=100, test2_size=50)
+        kept = make_splits(LABELS, seed, test_size=100, test2_size=50, groups=groups)
+        assert list(kept) == ["train", "test", "test2"]
+        where = _split_of(kept, len(LABELS))
+        assert (where >= 0).all() and sum(map(len, kept.values())) == len(LABELS)
+        assert all(len(np.unique(where[groups == g])) == 1 for g in np.unique(groups))
+        for name in plain:
+            assert np.bincount(LABELS[kept[name]]).tolist() == np.bincount(LABELS[plain[name]]).tolist()
+            assert np.all(np.diff(kept[name]) > 0)
+        moved = (where != _split_of(plain, len(LABELS))).sum()
+        assert 0 < moved <= 2 * 52  # only group members and as many swap partners move
+        again = make_splits(LABELS, seed, test_size=100, test2_size=50, groups=groups)
+        assert all(np.array_equal(kept[k], again[k]) for k in kept)
+
+
+def test_splits_without_copies_are_the_plain_splits() -> None:
+    plain = make_splits(LABELS, 4, test_size=100, test2_size=50)
+    alone = make_splits(LABELS, 4, test_size=100, test2_size=50, groups=np.arange(len(LABELS)) * 7)
+    assert all(np.array_equal(plain[k], alone[k]) for k in plain)
+
+
+def test_splits_group_errors() -> None:
+    labels = np.repeat([0, 1], 20)
+    with pytest.raises(DataError, match="one group id per image"):
+        make_splits(labels, 0, test_size=4, test2_size=4, groups=np.arange(5))
+    with pytest.raises(DataError, match="cannot keep a group of 40"):  # one group of everything
+        make_splits(labels, 0, test_size=4, test2_size=4, groups=np.zeros(40, dtype=int))
+
+
 def test_subset() -> None:
     indices = np.arange(100, 400)
     assert np.array_equal(subset(indices[::-1], None, seed=0), indices)

@@ -39,12 +39,56 @@ def _scaled_test_sizes(n: int, test_size: int, test2_size: int, max_fraction: fl
     return sizes
 
 
+SPLITS = ("train", "test", "test2")
+
+
+def _keep_groups_together(split_of: np.ndarray, rank: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> None:
+    """Move the members of each group (images sharing an id in ``groups``) into one split, in place.
+
+    The group goes to the split of its first (smallest-index) member, else (when that split has too few images
+    to swap with) to the first of ``train``, ``test``, ``test2`` that has enough. Each move swaps the member with
+    an image of the same label in that split that is in no group, the first in the seeded order ``rank`` not
+    swapped yet: every split keeps its size and its label counts.
+    """
+    if groups.shape != labels.shape:
+        raise DataError(f"need one group id per image, got {groups.shape} for {labels.shape[0]} images")
+    _, group_of, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    group_of = group_of.ravel()
+    free = sizes[group_of] == 1
+    queues: dict[tuple[int, int], list[int]] = {}  # (label, split) -> its free images, best first, not yet taken
+
+    def queue(label: int, split: int) -> list[int]:
+        if (label, split) not in queues:
+            there = np.flatnonzero(free & (labels == label) & (split_of == split))
+            queues[label, split] = there[np.argsort(-rank[there], kind="stable")].tolist()  # popped from the end
+        return queues[label, split]
+
+    order = np.argsort(group_of, kind="stable")
+    for members in np.split(order, np.flatnonzero(np.diff(group_of[order])) + 1):
+        if len(np.unique(split_of[members])) < 2:
+            continue
+        for target in dict.fromkeys([int(split_of[members[0]]), *range(len(SPLITS))]):
+            movers = members[split_of[members] != target]
+            need = np.unique(labels[movers], return_counts=True)
+            if all(len(queue(int(k), target)) >= n for k, n in zip(*need)):
+                break
+        else:
+            raise DataError(f"cannot keep a group of {len(members)} duplicates inside one split: no split has "
+                            "enough images without a copy to swap with")
+        for i in movers:
+            partner = queue(int(labels[i]), target).pop()
+            split_of[partner], split_of[i] = split_of[i], target
+
+
 def make_splits(
-    labels: np.ndarray, seed: int, test_size: int = 4000, test2_size: int = 4000
+    labels: np.ndarray, seed: int, test_size: int = 4000, test2_size: int = 4000, groups: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """Disjoint, covering, label-stratified index splits ``train``/``test``/``test2`` (sorted), from ``seed``.
 
-    On small data each test split is scaled down to at most 20 % of the images (with a warning).
+    On small data each test split is scaled down to at most 20 % of the images (with a warning). With ``groups``
+    (an id per image, e.g. :attr:`effnb.data.duplicates.Duplicates.groups`) images sharing an id end in the same
+    split, with the sizes and label counts of every split unchanged (see :func:`_keep_groups_together`); images
+    with no copy stay where the seed put them unless swapped for a copy.
     """
     labels = np.asarray(labels, dtype=np.int64)
     counts = _check_classes(labels)
@@ -52,14 +96,16 @@ def make_splits(
     n_test = _allocate(counts, test_size)
     n_test2 = _allocate(counts - n_test, test2_size)
     rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {"train": [], "test": [], "test2": []}
+    split_of = np.zeros(len(labels), dtype=np.int64)  # index into SPLITS
+    rank = np.zeros(len(labels), dtype=np.int64)  # position in its class's seeded permutation
     for k in range(len(counts)):
         members = rng.permutation(np.flatnonzero(labels == k))
         a, b = n_test[k], n_test[k] + n_test2[k]
-        parts["test"].append(members[:a])
-        parts["test2"].append(members[a:b])
-        parts["train"].append(members[b:])
-    splits = {name: np.sort(np.concatenate(p)) for name, p in parts.items()}
+        split_of[members[:a]], split_of[members[a:b]] = 1, 2
+        rank[members] = np.arange(len(members))
+    if groups is not None:
+        _keep_groups_together(split_of, rank, labels, np.asarray(groups))
+    splits = {name: np.flatnonzero(split_of == code) for code, name in enumerate(SPLITS)}
     empty = [name for name, idx in splits.items() if idx.size == 0]
     if empty:
         raise DataError(f"split(s) {empty} would be empty with {len(labels)} images")
