@@ -207,7 +207,7 @@ def update_readme(readme: str | Path, final: dict, ablation: dict | None = None,
             read_block(texts[path], name)  # the markers must be there
         except ReadmeError as error:
             raise ReadmeError(f"{path}: {error}") from None
-        texts[path] = _pattern(name).sub(lambda m: f"{m.group(1)}\n{body}\n{m.group(3)}", texts[path])
+        texts[path] = _pattern(name).sub(lambda m, body=body: f"{m.group(1)}\n{body}\n{m.group(3)}", texts[path])
     for path, text in texts.items():
         path.write_text(text)
     return readme
