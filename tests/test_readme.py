@@ -51,6 +51,14 @@ def test_the_readme_opens_with_the_answer_block_before_any_section():
     assert README.index("<!-- results:begin -->") < README.index("\n## Profiles")
 
 
+def test_the_two_commands_are_the_makefile_targets_that_write_the_readme():
+    commands = re.search(r"## The two commands\n.*?```bash\n(.*?)```", README, re.S).group(1)
+    assert [line.split("#")[0].strip() for line in commands.splitlines()] == ["make study", "make test"]
+    makefile = (ROOT / "Makefile").read_text()
+    study = re.search(r"(?m)^study:.*\n\t(.*)$", makefile).group(1)
+    assert re.search(r"(?m)^test:", makefile) and "effnb study" in study and "--readme README.md" in study
+
+
 def test_the_committed_answer_block_agrees_with_final_json_and_compute_json():
     block = readme.read_block(README, "answer")
     chosen = next(r for r in FINAL["rows"] if r["id"] == FINAL["chosen_step"])
