@@ -41,7 +41,7 @@ from IPython.display import Markdown, display
 from effnb import seed_study
 from effnb.data import P_RANGE, TestSize, eval_batch, expected_sigma, find_duplicates, make_splits, recommended_test_resolution, resolution_ratio, sigma_distribution, spanning, train_batch
 from effnb.report import crop_explorer, draw_crop, plot_histogram, plot_sizes, show_explorer, show_images, show_jpeg, size_summary
-from effnb.study import open_study
+from effnb.study import describe_plan, open_study, planned_against_actual, read_plan
 
 study = open_study("data", profile, data_dir, artifacts_dir, seed)
 cache, splits = study.cache, study.splits
@@ -61,6 +61,23 @@ if len(skipped):
     display(skipped.head(20))
 
 # %% [markdown]
+# ## The plan: the budget in minutes on this machine
+# `effnb study --budget-minutes M` (the cpu profile: 120) times the study's own training step on this machine
+# before any notebook runs, then plans every notebook so the study ends within M minutes; the final model's
+# epochs are fixed when notebook 04 starts, from the network chosen and the minutes left. Without a plan
+# (a notebook run by hand, or `--budget-minutes 0`) the profile's fixed epochs apply.
+
+# %%
+plan = read_plan(study.artifacts_dir)
+display(Markdown(describe_plan(plan) if plan else "No plan in the artifacts: the profile's fixed epochs apply."))
+if plan and "timings" in plan:
+    display(pd.DataFrame(plan["timings"]).rename(columns={"network": "network", "size": "px", "gflops": "GFLOPs",
+                                                          "train_img_s": "train img/s", "eval_img_s": "eval img/s"})
+            .round({"GFLOPs": 4, "train img/s": 0, "eval img/s": 0}))
+if plan:
+    display(pd.DataFrame(planned_against_actual(plan, {})).drop(columns="actual min").set_index("notebook"))
+
+# %% [markdown]
 # ## Copies of one photo across the splits
 # The folder holds some photos twice: the same file under two names, or the same photo re-encoded, resized or
 # retouched. A test image whose copy is in `train` tests memory, not generalisation. Exact copies share the
@@ -74,15 +91,15 @@ if len(skipped):
 # its first member, each swapped with an image of the same class that has no copy, so every split keeps its size
 # and class counts. Below: the counts (a group with two labels is one photo filed under both classes, label noise
 # that keeping it in one split does not remove, or a false match such as the cat and dog at 6 bits), how many
-# groups the seed's split alone would spread over two splits, how many the study's splits do, and the most
+# groups a split that ignored them would spread over two splits, how many the study's splits do, and the most
 # distant pairs still counted as copies.
 
 # %%
 dups = find_duplicates(cache, study.root)
-by_seed_alone = make_splits(cache.labels, seed, study.profile.data.test_size, study.profile.data.test2_size)
+ignoring_copies = make_splits(cache.labels, seed, study.profile.data.test_size, study.profile.data.test2_size)
 used = {name: study.split_indices(name) for name in ("train", "test", "test2")}
-before, after = spanning(dups.groups, by_seed_alone), spanning(dups.groups, used)
-dup_counts = dups.counts(cache.labels) | {"groups across splits, the seed's split alone": before,
+before, after = spanning(dups.groups, ignoring_copies), spanning(dups.groups, used)
+dup_counts = dups.counts(cache.labels) | {"groups across splits, a split ignoring them": before,
                               "groups across splits, the study's splits": after}
 display(pd.Series(dup_counts).to_frame(f"count (pHash ≤ {dups.threshold} bits)"))
 pairs = dups.examples(8)
@@ -173,7 +190,7 @@ study.conclude("data", {
     f"{len(cache.skipped):,} skipped; the splits hold {', '.join(f'{n:,} `{k}`' for k, n in sizes.items())} images.",
     f"{dup_counts['exact groups']} sets of identical files and {dup_counts['near groups']} groups of near copies "
     f"(pHash within {dups.threshold} bits) hold {dup_counts['images in a group']} images "
-    f"({dup_counts['groups with two labels']} groups under both classes); the seed's split alone would spread "
+    f"({dup_counts['groups with two labels']} groups under both classes); a split that ignored them would spread "
     f"{before} of these groups over two splits, the study's splits spread {after}.",
     f"The seed's crop U{P_RANGE} keeps on average σ = {sigma_seed_study_crop:.4f} of the image's longer side on these "
     f"images, computed exactly from their shapes (the seed measured {seed_study.SIGMA.value}).",

@@ -37,7 +37,7 @@ from IPython.display import Markdown, display
 
 from effnb.nn import NetSpec, scale, scaling_table
 from effnb.report import plot_accuracy_vs_flops, plot_learning_curves, results_frame
-from effnb.study import BaselinesOutput, format_accuracy, measure_candidate, open_study
+from effnb.study import BaselinesOutput, describe_plan, fix_final_epochs, format_accuracy, measure_candidate, open_study, read_plan
 from effnb.train import run_experiment
 
 study = open_study("scaling", profile, data_dir, artifacts_dir, seed)
@@ -76,11 +76,17 @@ fig = plot_accuracy_vs_flops(curve, label="phi")
 
 # %% [markdown]
 # ## The final model
-# Trained on the whole `train` split with the profile's epochs (the seed: φ = 4; the author's published code: 150 epochs). Each
-# epoch is checkpointed: an interrupted run resumes from its last finished epoch.
+# Trained on the whole `train` split (the seed: φ = 4; the author's published code: 150 epochs). With a plan
+# (`effnb study --budget-minutes M`) its epochs are fixed here, once: this network's step is timed, and the
+# minutes left after the earlier notebooks, the reserve for 05 and 06 and the margin buy as many equivalent epochs
+# as fit; without one, the profile's epochs. Each epoch is checkpointed: an interrupted run resumes from its last
+# finished epoch, with the same epochs.
 
 # %%
-final = run_experiment(study.final_experiment(final_spec), study.cache, study.artifacts_dir, study.device)
+final_epochs = fix_final_epochs(study, final_spec)
+display(Markdown(describe_plan(read_plan(study.artifacts_dir)) if read_plan(study.artifacts_dir) else
+                 f"No plan: the profile's {final_epochs} equivalent epochs."))
+final = run_experiment(study.final_experiment(final_spec, final_epochs), study.cache, study.artifacts_dir, study.device)
 display(results_frame([final]))
 fig = plot_learning_curves([final])
 

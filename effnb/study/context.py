@@ -20,6 +20,7 @@ import torch
 from effnb import __version__
 from effnb.data.cache import ImageCache, build_cache
 from effnb.data.download import resolve_data_dir
+from effnb.data.duplicates import find_duplicates
 from effnb.data.splits import make_splits, subset
 from effnb.nn.model import NetSpec
 from effnb.study.outputs import NOTEBOOKS, Typed, read_output, write_output
@@ -188,8 +189,8 @@ def resolve_artifacts_dir(artifacts_dir: str | Path | None) -> Path:
 
 def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts_dir: str | Path | None,
                   seed: int = 0) -> Study:
-    """Find (or download) the data, decode it once into the cache (read back if built before), split it. The
-    epochs are the plan's where the artifacts hold one (:mod:`effnb.study.plan`), else the profile's."""
+    """Find (or download) the data, decode it once into the cache (read back if built before), find its exact and
+    near duplicates (read back too), split it with each group of copies inside one split. The epochs are the plan's where the artifacts hold one (:mod:`effnb.study.plan`), else the profile's."""
     profile = get_profile(profile) if isinstance(profile, str) else profile
     artifacts_dir = ensure_dir(resolve_artifacts_dir(artifacts_dir), "artifacts folder")
     profile = apply_plan(profile, read_plan(artifacts_dir))
@@ -197,7 +198,8 @@ def prepare_study(profile: str | Profile, data_dir: str | Path | None, artifacts
     limit = profile.data.limit_per_class
     cache = build_cache(root, artifacts_dir / f"cache-{profile.data.cache_side}-{limit or 'all'}",
                         side=profile.data.cache_side, limit_per_class=limit, seed=seed)
-    splits = make_splits(cache.labels, seed, profile.data.test_size, profile.data.test2_size)
+    groups = find_duplicates(cache, root).groups  # copies of one photo stay in one split
+    splits = make_splits(cache.labels, seed, profile.data.test_size, profile.data.test2_size, groups=groups)
     test2 = splits.pop("test2")
     return Study(cache, splits, profile, seed, artifacts_dir, root, test2)
 
