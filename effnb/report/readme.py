@@ -37,9 +37,11 @@ def _profile_row(p: Profile) -> str:
     s, f, x = p.selection, p.final, p.fixres
     rungs = " → ".join(f"{e:g}" for e in (*s.halving_rungs, s.epochs))
     measured = "FixRes resolution after BN recalibration" if s.at_fixres else "training resolution"
+    budget = (f"the epochs that fit what is left of {p.budget_minutes:g} min (planned; {f.epochs:g} with "
+              f"`--budget-minutes 0`)" if p.budget_minutes else f"{f.epochs:g} epochs")
     return (f"| `{p.name}` | {p.description} | `{p.recipe}`: {get_recipe(p.recipe).about} | {_images(s.train_n)} images, epochs by rung {rungs}; measured on "
-            f"{_images(s.eval_n)} `test` images at the {measured} | φ = {f.phi}, {f.epochs:g} "
-            f"epochs on {_images(f.train_n)} images | {_images(x.finetune_n)} images: whole network "
+            f"{_images(s.eval_n)} `test` images at the {measured} | φ = {f.phi}, {budget} "
+            f"on {_images(f.train_n)} images | {_images(x.finetune_n)} images: whole network "
             f"{x.finetune_epochs:g} epoch(s), classifier + last BN {x.head_finetune_epochs:g}; BN recalibration on "
             f"{x.bn_recal_n:,} |")
 

@@ -109,13 +109,17 @@ def gflops(spec: NetSpec, size: int | None = None) -> float:
 
 
 def time_steps(cache: ImageCache, specs: list[NetSpec], recipe: Recipe, indices: np.ndarray,
-               device: torch.device | str = "cpu", batches: int = 4) -> list[Timing]:
-    """Time the study's own training step (and evaluation) for each spec at k_train and at the recipe's first size."""
+               device: torch.device | str = "cpu", batches: int = 8) -> list[Timing]:
+    """Time the study's own training step (and evaluation) for each spec at k_train and at the recipe's first size.
+
+    Every timing runs its shapes once untimed first (oneDNN prepares its kernels per shape), and the very first
+    one is run twice, so the process's one-time start-up costs are not charged to a network."""
+    device = torch.device(device)
+    _time_one(cache, specs[0], specs[0].resolution, recipe, indices, device, 1)  # start-up, discarded
     timings = []
     for spec in specs:
-        sizes = sorted({spec.resolution, round(spec.resolution * recipe.train.size_start)})
-        for size in sizes:
-            timings.append(_time_one(cache, spec, size, recipe, indices, torch.device(device), batches))
+        for size in sorted({spec.resolution, round(spec.resolution * recipe.train.size_start)}):
+            timings.append(_time_one(cache, spec, size, recipe, indices, device, batches))
     return timings
 
 
@@ -125,18 +129,20 @@ def _time_one(cache: ImageCache, spec: NetSpec, size: int, recipe: Recipe, indic
     model = EffNet(spec).to(device)
     config = replace(recipe.train, epochs=1)
     n = recipe.batch_size * batches
-    warm, timed = (Feed(cache, indices[i * n:(i + 1) * n], size, "train", batch_size=recipe.batch_size) for i in (0, 1))
-    opt, sched = make_optimizer(list(model.parameters()), config, batches)
-    seconds = 0.0
-    for feed in (warm, timed):
+    if len(indices) < 2 * n:
+        indices = np.resize(indices, 2 * n)  # a small split: its images twice
+    opt, sched = make_optimizer(list(model.parameters()), config, 2 * batches)
+    train_seconds = eval_seconds = 0.0
+    for part in (indices[:n], indices[n:2 * n]):  # the first pass prepares the shapes, the second is timed
         model.train()
-        *_, seconds = train_one_epoch(model, feed, opt, sched, None, config, device, drop_last=True,
-                                      generator=epoch_generator(0, 0), progress=False, desc="", total=len(feed),
-                                      where="while timing")
-    evaluate(model, Feed(cache, indices[:recipe.batch_size], size, "eval", batch_size=100), device, False)
-    start = time.perf_counter()
-    evaluate(model, Feed(cache, indices[:n], size, "eval", batch_size=100), device, False)
-    return Timing(spec.name, size, gflops(spec, size), n / seconds, n / (time.perf_counter() - start))
+        feed = Feed(cache, part, size, "train", batch_size=recipe.batch_size)
+        *_, train_seconds = train_one_epoch(model, feed, opt, sched, None, config, device, drop_last=True,
+                                            generator=epoch_generator(0, 0), progress=False, desc="",
+                                            total=len(feed), where="while timing")
+        start = time.perf_counter()
+        evaluate(model, Feed(cache, part, size, "eval", batch_size=recipe.batch_size), device, False)
+        eval_seconds = time.perf_counter() - start
+    return Timing(spec.name, size, gflops(spec, size), n / train_seconds, n / eval_seconds)
 
 
 @dataclass(frozen=True)
