@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import json
 from pathlib import Path
 
 import jinja2
@@ -21,6 +22,7 @@ from effnb.report.html import (
 )
 from effnb.report.plots import plot_accuracy_vs_compute
 from effnb.study.compute import answer_paragraph, compute_points
+from effnb.study.holdout import RECORD, merge_reads, reads_of, reads_table
 from effnb.study.outputs import NOTEBOOKS, OutputMissing, read_output
 from effnb.study.stats import accuracy_interval
 from effnb.utils.atomic import copy_file, write_json, write_text
@@ -49,12 +51,31 @@ def publish_final(artifacts_dir: Path, reports_dir: Path) -> Path | None:
     return models / "final.json"
 
 
+TEST2_READS = "models/test2-reads.json"  # under reports/: every recorded read of test2, across artifacts folders
+
+
+def publish_test2_reads(artifacts_dir: Path, reports_dir: Path) -> list[dict]:
+    """Add the reads of ``test2`` that this artifacts folder's guard recorded to ``reports/models/test2-reads.json``
+    (the reads published before are kept: a fresh artifacts folder does not reset the history); the history."""
+    published, record = reports_dir / TEST2_READS, Path(artifacts_dir) / RECORD
+    earlier = json.loads(published.read_text())["reads"] if published.is_file() else []
+    if not record.is_file():
+        return earlier
+    reads = merge_reads(earlier, reads_of(json.loads(record.read_text())))
+    published.parent.mkdir(parents=True, exist_ok=True)
+    write_json(published, {"what": "every recorded read of test2 by notebook 06 (effnb.study.holdout)", "reads": reads})
+    return reads
+
+
 def render_reports(artifacts_dir: str | Path = "artifacts", reports_dir: str | Path = "reports") -> list[Path]:
     """Render the executed notebooks again (no execution), and the index."""
     artifacts_dir, reports_dir = Path(artifacts_dir).resolve(), Path(reports_dir).resolve()
     reports = [render_html(executed, reports_dir / f"{stem}.html")
                for stem in NOTEBOOKS.values() if (executed := artifacts_dir / "executed" / f"{stem}.ipynb").is_file()]
     publish_final(artifacts_dir, reports_dir)
+    publish_test2_reads(artifacts_dir, reports_dir)
+    # publish_compute: the README's compute figure and compute.json (effnb/report/publish_compute.py, another
+    # engineer's) are to be written here, beside final.json, once that module lands.
     write_index(reports_dir, artifacts_dir)
     return reports
 
@@ -104,7 +125,11 @@ def write_index(reports_dir: Path, artifacts_dir: Path) -> Path:
     run = next((read_output(artifacts_dir, s)["run"] for s in NOTEBOOKS if (Path(artifacts_dir) / f"{s}.json").is_file()),
                None)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
+    reads_file = reports_dir / TEST2_READS
+    reads = json.loads(reads_file.read_text())["reads"] if reads_file.is_file() else []
     page = env.get_template("index.html.j2").render(
+        test2_reads=pd.DataFrame(reads_table(reads)).to_html(index=False, border=0) if reads else None,
+        test2_read_count=len(reads),
         stages=stages, run=run, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         final=final, answer=answer(Path(artifacts_dir), final, run), final_table=final_table(final).to_html(index=False, border=0, classes="results") if final else None)
     path = reports_dir / "index.html"

@@ -52,10 +52,15 @@ def show_jpeg(fig: plt.Figure, quality: int = 85) -> None:
 
 def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.6,
                 normalized: bool = True, title: str | None = None) -> None:
-    """Display a grid of images [N,3,H,W] (normalised by default) with optional titles, as a JPEG."""
+    """Display a grid of images [N,3,H,W] (normalised by default) with optional titles (wrapped to the image's
+    width, with room left above each image), as a JPEG."""
     n = len(images)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15), squeeze=False)
+    titles = None if titles is None else [textwrap.fill(t, max(10, round(9 * size))) for t in titles]
+    lines = max((t.count("\n") + 1 for t in titles), default=0) if titles else 0
+    # room above each image for its wrapped title, so captions never run into the images or each other
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size * 1.08, nrows * (size + 0.16 * lines + 0.1)),
+                             squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     images = denormalize(images) if normalized else images.float() / 255
@@ -66,7 +71,6 @@ def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols
             ax.set_title(titles[i], fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     show_jpeg(fig)
 
 
