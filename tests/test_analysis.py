@@ -140,6 +140,6 @@ def test_the_seed_comparison_puts_the_chosen_model_beside_the_seed_and_says_what
     assert table.iloc[1]["accuracy [95 % CI]"].startswith("90.60 % [")
     text = " ".join(differs)
     assert "label smoothing 0.1" in text and "0.051" in text  # -ln(0.95): the loss floor under smoothing
-    assert "90.90 %" in text and "95 CPU-minutes" in text and "may be optimistic" in text
+    assert "90.90 %" in text and "95.0 CPU-minutes" in text and "`test2` of 4,000" in text and "may be optimistic" in text
     _, plain = beside_the_seed(trained, chosen, full, get_recipe("published"), 1, 95.0, "a 2-core CPU")
     assert "losses can be compared" in " ".join(plain)

@@ -18,6 +18,9 @@ def test_publish_keeps_only_the_checkpoints_final_json_names(tmp_path):
     published = json.loads(publish_final(artifacts, reports).read_text())
     assert sorted(p.name for p in (reports / "models").glob("*.pt")) == ["fixres-full-abc.pt"]
     assert published["rows"][0]["published_checkpoint"] == "models/fixres-full-abc.pt"
+    _read(artifacts, "2026-11-28T10:00:00+00:00", "abc")
+    publish_final(artifacts, reports)  # publishing the final models publishes the reads of test2 with them
+    assert json.loads((reports / "models" / "test2-reads.json").read_text())["reads"][0]["final_model"] == "final-abc"
 
 
 def _read(artifacts, at: str, key: str) -> None:

@@ -32,7 +32,8 @@ def publish_final(artifacts_dir: Path, reports_dir: Path) -> Path | None:
     """Copy the final notebook's output and the checkpoints it names (each well under 1 MB) into ``reports/models``.
 
     The published ``final.json`` names its checkpoints relative to ``reports/`` (no paths of this machine);
-    checkpoints of an earlier run that it does not name are removed, so ``reports/models`` is one run's.
+    checkpoints of an earlier run that it does not name are removed, so ``reports/models`` is one run's. The reads of
+    ``test2`` are added to the history kept beside it (:func:`publish_test2_reads`).
     """
     if not (Path(artifacts_dir) / "final.json").is_file():
         return None
@@ -48,6 +49,9 @@ def publish_final(artifacts_dir: Path, reports_dir: Path) -> Path | None:
     for stale in set(models.glob("*.pt")) - named:
         stale.unlink()
     write_json(models / "final.json", final)
+    publish_test2_reads(artifacts_dir, reports_dir)
+    # publish_compute: the README's compute figure and compute.json (effnb/report/publish_compute.py, another
+    # engineer's) are to be written here, beside final.json, once that module lands.
     return models / "final.json"
 
 
@@ -73,9 +77,6 @@ def render_reports(artifacts_dir: str | Path = "artifacts", reports_dir: str | P
     reports = [render_html(executed, reports_dir / f"{stem}.html")
                for stem in NOTEBOOKS.values() if (executed := artifacts_dir / "executed" / f"{stem}.ipynb").is_file()]
     publish_final(artifacts_dir, reports_dir)
-    publish_test2_reads(artifacts_dir, reports_dir)
-    # publish_compute: the README's compute figure and compute.json (effnb/report/publish_compute.py, another
-    # engineer's) are to be written here, beside final.json, once that module lands.
     write_index(reports_dir, artifacts_dir)
     return reports
 

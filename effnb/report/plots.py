@@ -13,7 +13,7 @@ import seaborn as sns
 import torch
 from IPython.display import Image, display
 from matplotlib.colors import ListedColormap
-from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
+from matplotlib.ticker import FormatStrFormatter, FuncFormatter, MaxNLocator, NullFormatter
 
 from effnb.data.transforms import denormalize
 from effnb.study.compute import ComputePoint, frontier
@@ -247,6 +247,10 @@ def plot_hardest_images(images: torch.Tensor, hardest: pd.DataFrame, models: Seq
     return fig
 
 
+GROUP_NAMES = {"baseline": "baselines", "grid": "grid candidates", "phi": "φ at equal minutes",
+               "final": "final model and FixRes steps"}
+
+
 def plot_accuracy_vs_compute(points: Sequence[ComputePoint], named: bool = False) -> plt.Figure:
     """Accuracy with its 95 % interval against training CPU-minutes and training FLOPs (log scales), one point per
     trained model; each split's frontier drawn, the chosen model starred; with ``named``, each point labelled (for a
@@ -262,7 +266,8 @@ def plot_accuracy_vs_compute(points: Sequence[ComputePoint], named: bool = False
                 continue
             x, y = [getattr(p, attr) for p in pts], [100 * p.accuracy for p in pts]
             err = [[100 * (p.accuracy - p.low) for p in pts], [100 * (p.high - p.accuracy) for p in pts]]
-            ax.errorbar(x, y, yerr=err, fmt=marker, color=color, alpha=.8, capsize=2, label=f"{group} ({pts[0].split})")
+            ax.errorbar(x, y, yerr=err, fmt=marker, color=color, alpha=.8, capsize=2,
+                        label=f"{GROUP_NAMES[group]} ({pts[0].split})")
         for split in ("test", "test2"):
             edge = sorted(frontier([p for p in points if p.split == split]), key=lambda p: getattr(p, attr))
             if attr == "cpu_minutes" and len(edge) > 1:
@@ -278,6 +283,10 @@ def plot_accuracy_vs_compute(points: Sequence[ComputePoint], named: bool = False
                 ax.annotate(p.model, (getattr(p, attr), 100 * p.high if i % 2 else 100 * p.low),
                             textcoords="offset points", xytext=(0, 4 if i % 2 else -11), ha="center", fontsize=8)
         ax.set_xscale("log")
+        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):  # 21, 3.2e+11: never 2.1×10¹
+            axis(FuncFormatter(lambda v, _: f"{v:.3g}" if v < 1e4 else f"{v:.2g}"))
+        if attr == "train_flops":
+            ax.tick_params(axis="x", which="both", labelrotation=35, labelsize=8)
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel("accuracy % (95 % Wilson interval)")
     axes[0].legend(fontsize=8, loc="lower right")

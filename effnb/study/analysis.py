@@ -202,7 +202,7 @@ def beside_the_seed(trained: dict, chosen: dict, full: dict, recipe: Recipe, phi
     differs = [
         f"**Compute.** Seed 000 scales to φ = {seed_study.FINAL_PHI.value} and trains on a GPU; it states neither its "
         f"epochs nor its hardware (its author's published code trains 150 epochs and fine-tunes 40). This run: "
-        f"φ = {phi}, {train_minutes:.0f} CPU-minutes of training on {machine}, the `{recipe.name}` recipe.",
+        f"φ = {phi}, {train_minutes:.1f} CPU-minutes of training on {machine}, the `{recipe.name}` recipe.",
         (f"**Loss.** This run trains with label smoothing {smoothing:g}, so its model is never fully confident: the "
          f"plain cross-entropy reported here cannot fall below {floor:.3f} even on images it gets right, while the "
          f"seed's author's published code trains on plain cross-entropy. The losses are not comparable; the "
@@ -212,8 +212,9 @@ def beside_the_seed(trained: dict, chosen: dict, full: dict, recipe: Recipe, phi
         f"resolution. Beside it stands the model this study chose by its declared rule, “{chosen['label']}” "
         f"({(chosen.get('extra_seconds') or 0):.0f} s of CPU after training); the whole-network fine-tune, the step "
         f"closest to seed 000's, reaches {_with_interval(full)} (the table above).",
-        f"**Data.** Both score a second random split of {seed_study.TEST_IMAGES.value:,} images. This run's `test2` "
-        f"is read only by notebook 06, after every choice was fixed (every read of it is listed below).",
+        f"**Data.** Seed 000 scores a second random split of {seed_study.TEST_IMAGES.value:,} images; this run, its "
+        f"`test2` of {chosen['n']:,}, read only by notebook 06 after every choice was fixed (every read of it is listed "
+        f"below).",
         f"**How far to trust {100 * seed_rows[1].accuracy:.2f} %.** Its author's published code validates every epoch "
         f"on the test set it reports, and shuffles before splitting with take/skip, which in TensorFlow can reshuffle "
         f"each epoch and mix training and test images; seed 000 says neither. So the seed's figure may be "

@@ -253,7 +253,8 @@ class Decision:
                                                   f"{100 * c.difference_high:+.2f}]",
                  "only candidate right": c.only_challenger, "only against right": c.only_incumbent,
                  "McNemar p": format_p(c.p_value),
-                 "Holm p": "not applied" if c.adjusted_p is None else format_p(c.adjusted_p),
+                 "Holm p": format_p(c.adjusted_p) if c.adjusted_p is not None else
+                 "not needed (fixed sequence)" if isinstance(self.rule, CostOrderedRule) else "not applied",
                  "beats it": "yes" if c.beats_incumbent(self.rule.alpha) else "no"}
                 for c in self.comparisons]
         return pd.DataFrame(rows).set_index("candidate") if rows else pd.DataFrame(rows)
