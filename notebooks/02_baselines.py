@@ -70,7 +70,7 @@ display(Markdown(f"{rule.statement()} {measurement(study, sigma)}"))
 # %%
 selection = select(study, BASELINES, rule, sigma)
 runs = selection.table()
-display(runs)
+display(runs.set_index(["rung", "candidate"]))
 
 # %% [markdown]
 # ## Accuracy against size and cost

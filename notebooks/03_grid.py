@@ -73,7 +73,7 @@ specs = {f"experiment {i}": scale(base, a, b, g, phi) for i, (a, b, g) in enumer
 multipliers = dict(zip(specs, seed_study.GRID_MULTIPLIERS))
 selection = select(study, specs, rule, sigma)
 runs = selection.table()
-display(runs)
+display(runs.set_index(["rung", "candidate"]))
 final_rung = selection.rungs[-1].results
 table = results_frame([final_rung[n] for n in final_rung])
 table.insert(0, "alpha", [multipliers[n][0] for n in final_rung])

@@ -17,27 +17,32 @@
 # # 04 · Compound scaling by φ
 #
 # With α, β, γ fixed by the grid, one coefficient φ scales the network. This notebook shows the scaled
-# architectures, trains the φ values the profile affords on the selection budget to draw EfficientNet's
-# headline plot (accuracy against FLOPs) on this problem, then trains the **final model** at the
-# profile's φ on the full training split.
+# architectures and the φ values the profile affords on the selection budget, asks **which φ the budget should
+# buy** (φ at equal training minutes, with a declared rule), then trains the **final model** at the profile's φ
+# on the full training split.
 
 # %% tags=["parameters"]
 profile = "smoke"
 data_dir = None
 artifacts_dir = None  # None: artifacts/ at the top of the repository, whatever the working folder
 seed = 0
+phi_ablation = None  # None: the committed reports/ablation-phi.json of this checkout (effnb ablate --phi)
 
 # %% [markdown]
 # The data and the device, as in every notebook; the baseline comes from notebook 02 and the grid's winner
 # (α, β, γ, its network and its result) from notebook 03.
 
 # %%
+import json
+from pathlib import Path
+
 import pandas as pd
 from IPython.display import Markdown, display
 
 from effnb.nn import NetSpec, scale, scaling_table
-from effnb.report import plot_accuracy_vs_flops, plot_learning_curves, results_frame
+from effnb.report import plot_accuracy_vs_compute, plot_learning_curves, results_frame
 from effnb.study import BaselinesOutput, describe_plan, fix_final_epochs, format_accuracy, measure_candidate, open_study, read_plan
+from effnb.study.ablation import PHI_RECORD, PHI_RULE, check_phi_provenance, phi_decision, phi_points
 from effnb.train import run_experiment
 
 study = open_study("scaling", profile, data_dir, artifacts_dir, seed)
@@ -58,10 +63,11 @@ display(Markdown(f"The final model, φ = {p.final.phi}:"))
 display(pd.DataFrame(final_spec.table()).set_index("stage"))
 
 # %% [markdown]
-# ## Accuracy against FLOPs on the selection budget
+# ## The φ values on the selection budget
 # φ = 0 is the baseline (notebook 02) and the grid's φ its winner (notebook 03), both from the last rung of
-# their selections, read from their notebooks' outputs; larger φ are trained here on the same images for the
-# same number of epochs and measured the same way.
+# their selections, read from their notebooks' outputs; larger φ the profile affords are trained here on the same
+# images for the same number of epochs and measured the same way. Equal epochs are not equal minutes: a larger φ
+# costs more per image, so this table says what each φ costs, not which one the budget should buy.
 
 # %%
 phis = [0, grid["phi"], *sorted(set(p.selection.scaling_phis) - {0, grid["phi"]})]
@@ -71,8 +77,30 @@ runs = [base_result, grid_result] + [
     for phi in phis[2:]]
 curve = results_frame(runs)
 curve.insert(0, "phi", phis)
-display(curve)
-fig = plot_accuracy_vs_flops(curve, label="phi")
+display(curve.set_index("phi"))
+
+# %% [markdown]
+# ## Which φ the budget should buy
+# At **equal training minutes** a smaller φ trains for more epochs and a larger one for fewer. `effnb ablate --phi`
+# trains the study's final network at φ = 2, 1, 3 and 0 with the profile's recipe, φ = 2 for the profile's
+# final-model minutes and the others for as many epochs as fit in the same minutes, and scores each at its FixRes
+# resolution after BN recalibration on the `test` images. That run takes hours, so this notebook reads its
+# committed record and checks where it came from; the rule below was declared before the record was read here.
+
+# %%
+record_path = Path(phi_ablation) if phi_ablation else PHI_RECORD
+phi_record = json.loads(record_path.read_text()) if record_path.is_file() else None
+display(Markdown(PHI_RULE.statement()))
+if phi_record is None:
+    display(Markdown(f"No `effnb ablate --phi` record at `{record_path.name}`: run `effnb ablate --phi --profile "
+                     f"{p.name}` to answer this question."))
+else:
+    display(Markdown(f"The record's command: `{phi_record['command']}`. Where it came from, checked against this run:"))
+    display(pd.DataFrame(check_phi_provenance(record_path, phi_record, p)).set_index("fact"))
+    phi_choice = phi_decision(phi_record)
+    display(phi_choice.table())
+    display(Markdown(f"**Decision:** {phi_choice.sentence}"))
+    fig = plot_accuracy_vs_compute(phi_points(phi_record, len(study.splits["train"]), phi_choice.chosen), named=True)
 
 # %% [markdown]
 # ## The final model
@@ -95,15 +123,27 @@ fig = plot_learning_curves([final])
 
 # %%
 first, last = curve.iloc[0], curve.iloc[-1]
+if phi_record is None:
+    phi_finding = "No `effnb ablate --phi` record was found, so which φ the budget should buy is not answered here."
+else:
+    buys = phi_choice.chosen.removeprefix("φ = ")
+    phi_finding = (f"At equal training minutes (the committed `effnb ablate --phi` record, profile "
+                   f"`{check_phi_provenance(record_path, phi_record, p)[1]['recorded']}`): {phi_choice.sentence} "
+                   + (f"This profile's final model uses φ = {p.final.phi}, the φ the rule keeps."
+                      if buys == str(p.final.phi) else
+                      f"This profile's final model uses φ = {p.final.phi}, which the rule, Holm-corrected, does not "
+                      f"show to beat φ = {buys} beyond the noise: at these minutes the two are not told apart."))
 study.conclude("scaling", {
     "phi": p.final.phi, "alpha": alpha, "beta": beta, "gamma": gamma, "spec": final_spec.to_dict(),
     "checkpoint": final["checkpoint"], "eval": final["eval"], "train_seconds": final["train_seconds"],
     "curve": curve.reset_index().to_dict(orient="records"),
+    "phi_decision": phi_choice.as_dict() if phi_record else None,
 }, [
-    f"On the selection budget, scaling from φ = 0 to φ = {last['phi']} multiplies the forward FLOPs by "
-    f"{last['MFLOPs (2/MAC)'] / first['MFLOPs (2/MAC)']:.1f} ({first['MFLOPs (2/MAC)']:.1f} → "
-    f"{last['MFLOPs (2/MAC)']:.1f} MFLOPs) and moves accuracy from {first['test acc %']:.2f} % to "
-    f"{last['test acc %']:.2f} %.",
+    f"On the selection budget (equal epochs, not equal minutes), φ = {last['phi']} has "
+    f"{last['MFLOPs (2/MAC)'] / first['MFLOPs (2/MAC)']:.1f} times the forward FLOPs of φ = 0 "
+    f"({first['MFLOPs (2/MAC)']:.1f} → {last['MFLOPs (2/MAC)']:.1f} MFLOPs) and reaches {last['test acc %']:.2f} % "
+    f"against {first['test acc %']:.2f} % [{last['95 % interval']} against {first['95 % interval']}].",
+    phi_finding,
     f"The final model (φ = {p.final.phi}, {final_spec.resolution} px, {final['params']:,} parameters) trained "
     f"{len(final['history'])} epoch(s) on {final['n_train']:,} images in {final['train_seconds'] / 60:.1f} min and "
     f"reaches {format_accuracy(final['eval']['accuracy'], final['eval']['n'])} on `test` at its training resolution.",

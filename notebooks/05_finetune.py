@@ -70,18 +70,18 @@ display(Markdown(f"{rule_k.statement()} Each resolution is measured on the same 
                  f"gradient step), since every FixRes step below includes at least that."))
 
 # %% [markdown]
-# The trained model at each resolution: unchanged (on a smaller sample of `test`, for the picture), and with
-# its batch-norm statistics re-estimated there (on the decision images).
+# The trained model at each resolution, unchanged and with its batch-norm statistics re-estimated there, both on
+# the same decision images; the shaded bands are 95 % Wilson intervals.
 
 # %%
 k_tests = sorted({int(round(k_train * f)) for f in p.fixres.sweep_factors} | {k_formula})
 model, _ = load_checkpoint(scaling["checkpoint"])
 sweep_idx = subset(study.splits["test"], p.fixres.sweep_n, seed)
 curves = {"trained": resolution_sweep(model, study.cache, sweep_idx, k_tests, device=study.device)}
+unchanged = resolution_sweep(model, study.cache, decision_idx, k_tests, device=study.device)
 recalibrated = resolution_sweep(model, study.cache, decision_idx, k_tests, device=study.device, per_image=True,
                                 recalibrate_on=recal_idx)
-fig = plot_resolution_sweep({f"trained, unchanged ({len(sweep_idx):,} images)": curves["trained"],
-                             f"BN statistics re-estimated at each resolution ({len(decision_idx):,} images)":
+fig = plot_resolution_sweep({"trained, unchanged": unchanged, "BN statistics re-estimated at each resolution":
                              recalibrated}, k_train, k_formula)
 
 # %% [markdown]
@@ -106,13 +106,13 @@ display(Markdown(f"**Decision:** {where} {decision_k.sentence} FixRes fine-tunes
 # that does not pay (a fixed sequence of tests, which needs no multiplicity correction):
 
 # %%
-rule_step = CostOrderedRule("which FixRes step", ("larger_test", "bn_recal", "head", "full"))
-display(Markdown(rule_step.statement() + " (`larger_test`: the trained model tested at the chosen resolution "
-                 "as it is.)"))
+step_ids = ("larger_test", "bn_recal", "head", "full")
+rule_step = CostOrderedRule("which FixRes step", tuple(FIXRES_STEPS[sid] for sid in step_ids))
+display(Markdown(rule_step.statement()))
 
 # %% [markdown]
 # Each variant is trained (or read back), then measured on the decision images and swept over the resolutions
-# on the smaller sample, like the trained model.
+# on a smaller sample of `test`, the same images for every curve of the figure (shaded: 95 % Wilson intervals).
 
 # %%
 variants = study.fixres_experiments(spec, scaling["checkpoint"], k_test)
@@ -138,7 +138,8 @@ table = pd.DataFrame([{"id": sid, "model": FIXRES_STEPS[sid], "k_test": row["k_t
                        "loss": row["loss"], "extra CPU s": finetuned[sid]["train_seconds"] if sid in finetuned else 0.0}
                       for sid, row in evaluated.items()]).set_index("id")
 display(table.set_index("model").round({"accuracy %": 2, "loss": 4, "extra CPU s": 1}))
-decision_step = rule_step.decide({sid: evaluated[sid]["correct"] for sid in rule_step.order}, seed)
+decision_step = rule_step.decide({FIXRES_STEPS[sid]: evaluated[sid]["correct"] for sid in step_ids}, seed)
+chosen_step = next(sid for sid in step_ids if FIXRES_STEPS[sid] == decision_step.chosen)
 display(decision_step.table())
 display(Markdown(f"**Decision:** {decision_step.sentence}"))
 
@@ -149,10 +150,10 @@ display(Markdown(f"**Decision:** {decision_step.sentence}"))
 fmt = {sid: format_accuracy(row["accuracy"], row["n"]) for sid, row in evaluated.items()}
 study.conclude("finetune", {
     "k_train": k_train, "k_test": k_test, "k_image_test": k_image_test, "k_test_formula": k_formula,
-    "k_tests": k_tests, "curves": curves, "recalibrated_sweep": recalibrated,
+    "k_tests": k_tests, "curves": curves, "unchanged_sweep": unchanged, "recalibrated_sweep": recalibrated,
     "variants": {vid: {"checkpoint": r["checkpoint"], "train_seconds": r["train_seconds"]}
                  for vid, r in finetuned.items()},
-    "chosen_step": decision_step.chosen, "table": table.reset_index().to_dict(orient="records"),
+    "chosen_step": chosen_step, "table": table.reset_index().to_dict(orient="records"),
     "decisions": {"test_resolution": decision_k.as_dict(), "fixres_step": decision_step.as_dict()},
 }, [
     f"{where} {decision_k.sentence}",

@@ -14,13 +14,13 @@
 # ---
 
 # %% [markdown]
-# # 06 · Final results on a never-used test split
+# # 06 · Final results on the held-out split `test2`
 #
 # Every decision so far (baseline, α β γ, the FixRes resolution) looked at the `test` split. As the
 # seed did, the final numbers come from a different random split of the same size, `test2`, that no
-# earlier notebook touched: the seed's final table (trained without fine-tuning at the training
-# resolution vs with fine-tuning at the larger resolution), the cheaper FixRes variants, the seed's
-# published numbers beside them, and examples of errors.
+# decision of this run looked at (notebooks 01–05 never reach it; every read of it is recorded, below): the
+# seed's final table (trained without fine-tuning at the training resolution vs with fine-tuning at the larger
+# resolution), the cheaper FixRes variants, the seed's published numbers beside them, and examples of errors.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -33,6 +33,8 @@ seed = 0
 # and the fine-tuned variants from notebook 05.
 
 # %%
+import json
+
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
@@ -40,6 +42,9 @@ from IPython.display import Markdown, display
 from effnb import seed_study
 from effnb.report import plot_hardest_images, plot_prediction_grid, prediction_browser, show_explorer, show_images, show_jpeg
 from effnb.study import FIXRES_STEPS, BaselinesOutput, FinetuneOutput, accuracy_interval, describe_hardest, format_accuracy, image_statistics, open_study, predict_models, provenance, read_test2
+from effnb.study.analysis import beside_the_seed
+from effnb.study.holdout import RECORD as TEST2_RECORD
+from effnb.study.holdout import reads_of, reads_table
 from effnb.train import Feed
 
 study = open_study("final", profile, data_dir, artifacts_dir, seed)
@@ -74,19 +79,26 @@ display(final.round({"loss": 4, "accuracy %": 2, "extra CPU s": 1}))
 
 # %% [markdown]
 # ## Beside the seed
-# The seed scaled to φ = 4; it does not say for how many epochs or on what hardware (the author's published
-# code trains 150 epochs and fine-tunes 40). The profile of this run is stated at the top. The seed's table
-# had two rows:
+# Seed 000's final table had two rows. Beside its row without fine-tuning stands the model as trained; beside its
+# row with fine-tuning, the model this study chose. What differs between them, and how far the seed's figure can be
+# trusted, follows the table.
 
 # %%
 no_ft, full_ft = rows["trained"], rows["full"]
-seed_study_rows = [seed_study.FINAL["without fine-tuning"], seed_study.FINAL["with fine-tuning"]]
-side = pd.DataFrame({
-    "seed loss": [r.loss for r in seed_study_rows], "seed acc %": [100 * r.accuracy for r in seed_study_rows],
-    "this run loss": [no_ft["loss"], full_ft["loss"]],
-    "this run acc %": [100 * no_ft["accuracy"], 100 * full_ft["accuracy"]]},
-    index=[r.name for r in seed_study_rows]).round({"seed loss": 4, "this run loss": 4, "this run acc %": 2})
+side, differences = beside_the_seed(no_ft, chosen, full_ft, study.recipe, study.profile.final.phi,
+                                    (scaling["train_seconds"] + chosen["extra_seconds"]) / 60,
+                                    study.run_info()["machine"])
 display(side)
+display(Markdown("\n".join(f"- {line}" for line in differences)))
+
+# %% [markdown]
+# ## Every read of `test2`
+# The guard (`effnb.study.holdout`) records each read of `test2` in this artifacts folder; the publish step adds them
+# to `reports/models/test2-reads.json`, which keeps the reads of earlier folders too (the index shows that history).
+
+# %%
+reads = reads_of(json.loads((study.artifacts_dir / TEST2_RECORD).read_text()))
+display(pd.DataFrame(reads_table(reads)).set_index("read"))
 
 # %% [markdown]
 # ## Errors of the chosen model
@@ -154,6 +166,7 @@ decisions = {"baseline": study.output("baselines")["selection"]["decision"],
 study.conclude("final", {"test2_images": len(test2), "rows": [study.portable(r) for r in rows.values()],
                          "chosen_step": chosen["id"], "tta": study.portable(tta),
                          "seed": side.reset_index().to_dict(orient="records"), "decisions": decisions,
+                         "test2_reads": len(reads),
                          "provenance": provenance(study),
                          "analysis": analysis | {"hardest": hardest["index"].tolist()}}, [
     f"On {len(test2):,} `test2` images, the model trained at {k_train} px reaches {format_accuracy(no_ft['accuracy'], no_ft['n'])}; "
@@ -167,4 +180,10 @@ study.conclude("final", {"test2_images": len(test2), "rows": [study.portable(r) 
     f"by all {len(everyone.models)} models (the {len(baselines)} baselines included).",
     f"Averaging each image's logits with its mirror's (flip TTA, twice the evaluation cost) gives it "
     f"{format_accuracy(tta['accuracy'], tta['n'])} ({100 * (tta['accuracy'] - chosen['accuracy']):+.2f} points).",
+    f"Seed 000 reports {100 * seed_study.FINAL['with fine-tuning'].accuracy:.2f} % with fine-tuning at φ = "
+    f"{seed_study.FINAL_PHI.value} on a GPU; beside it, the chosen model reaches {100 * chosen['accuracy']:.2f} % at "
+    f"φ = {study.profile.final.phi} on this machine's CPU. The seed's figure may be optimistic: its author's "
+    f"published code validates on the test set it reports.",
+    f"`test2` was read {len(reads)} time(s) in this artifacts folder, all under this run's choices (the guard refuses "
+    f"any other); `reports/models/test2-reads.json` keeps the reads of earlier folders too.",
 ])

@@ -31,8 +31,56 @@ def test_table_marks_the_reference_and_tests_each_variant_against_it():
     assert "fixres_vs_reference" not in rows[0]
     better = rows[1]["fixres_vs_reference"]
     assert better["p_value"] < 1e-6 and better["difference_low"] > 0
+    assert better["adjusted_p"] == better["p_value"]  # one challenger: Holm changes nothing
     text = to_markdown(rows, "effnb ablate --epochs 4", "header")
-    assert "effnb ablate --epochs 4" in text and text.count("\n| ") == 3 and "p = " in text
+    assert "effnb ablate --epochs 4" in text and text.count("\n| ") == 3 and "Holm p = " in text
+    many = table([row("onecycle", 0.6), row("better", 0.9), row("same", 0.6), row("also", 0.6)])
+    holm = [r["fixres_vs_reference"] for r in many[1:]]
+    assert all(c["adjusted_p"] >= c["p_value"] for c in holm) and holm[0]["adjusted_p"] == 3 * holm[0]["p_value"]
+
+
+def _phi_record(p_phi1: float, low_phi1: float = 0.001) -> dict:
+    def versus(name, p, low, diff):
+        return {"challenger": name, "incumbent": "phi2", "n": 4000, "challenger_accuracy": 0.89 + diff,
+                "incumbent_accuracy": 0.89, "only_challenger": 177, "only_incumbent": 138, "p_value": p,
+                "difference": diff, "difference_low": low, "difference_high": diff + 0.01, "adjusted_p": None}
+    rows = [{"variant": "phi2", "budget": "11.13 eq. epochs (19 epochs)", "train min": 25.4, "fixres_accuracy": 0.89}]
+    for name, p, low, diff in (("phi1", p_phi1, low_phi1, 0.01), ("phi3", 4e-5, -0.03, -0.02), ("phi0", 0.19, -0.003, 0.006)):
+        rows.append({"variant": name, "budget": "22.85 eq. epochs (39 epochs)", "train min": 24.0,
+                     "fixres_accuracy": 0.89 + diff, "fixres_vs_reference": versus(name, p, low, diff)})
+    return {"command": "effnb ablate --profile cpu --phi --epochs 11", "budget": 11, "reference": "phi2", "rows": rows}
+
+
+def test_the_phi_rule_is_holm_corrected_over_the_challengers():
+    from effnb.study.ablation import phi_decision
+
+    held = phi_decision(_phi_record(0.032))  # beyond the noise alone, not with Holm over three challengers
+    assert held.chosen == "φ = 2" and not held.switched
+    assert [round(c.adjusted_p, 3) for c in held.comparisons] == [0.064, 0.0, 0.19]
+    assert "φ = 2, the φ whose minutes set the budget, stands" in held.sentence
+    won = phi_decision(_phi_record(0.001))
+    assert won.chosen == "φ = 1" and won.switched
+
+
+def test_the_phi_records_provenance_is_checked_against_the_profile(tmp_path):
+    from dataclasses import replace
+
+    from effnb.study.ablation import check_phi_provenance, phi_points
+    from effnb.study.profiles import PROFILES
+
+    cpu = PROFILES["cpu"]
+    path = tmp_path / "ablation-phi.json"
+    path.write_text(json.dumps(_phi_record(0.032)))
+    facts = {f["fact"]: f for f in check_phi_provenance(path, _phi_record(0.032),
+                                                        replace(cpu, final=replace(cpu.final, phi=1, epochs=23)))}
+    assert facts["profile"] == {"fact": "profile", "recorded": "cpu", "check": "this run's"}
+    assert facts["budget at φ = 2"]["check"] == "this profile's final-model minutes"
+    assert facts["machine"]["recorded"] == "not recorded" and facts["code"]["recorded"] == "no commit in the record"
+    smoke = {f["fact"]: f for f in check_phi_provenance(path, _phi_record(0.032), PROFILES["smoke"])}
+    assert smoke["profile"]["check"] == "not this run's `smoke`"
+    points = phi_points(_phi_record(0.032), 14998, "φ = 2")
+    assert [p.model for p in points] == ["φ = 2", "φ = 1", "φ = 3", "φ = 0"] and [p.chosen for p in points][0]
+    assert all(p.low < p.accuracy < p.high and p.train_flops > 0 for p in points)
 
 
 @pytest.mark.slow

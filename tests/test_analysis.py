@@ -126,3 +126,20 @@ def test_hardest_images_plot_has_one_image_per_column_and_a_probability_row_per_
     assert len(fig.axes) == 5 and [ax.get_title() for ax in fig.axes[:4]] == [f"true: {c}" for c in hardest["true class"]]
     heat = fig.axes[4].collections[0].get_array().reshape(3, 4)
     np.testing.assert_allclose(heat, hardest[["a", "b", "c"]].T.to_numpy())
+
+
+def test_the_seed_comparison_puts_the_chosen_model_beside_the_seed_and_says_what_differs():
+    from effnb.study.analysis import beside_the_seed
+    from effnb.train.recipes import get_recipe
+
+    trained = {"label": "trained", "accuracy": 0.88, "n": 4000, "loss": 0.31}
+    chosen = {"label": "BN statistics recalibrated", "accuracy": 0.906, "n": 4000, "loss": 0.27, "extra_seconds": 18.0}
+    full = {"label": "whole network fine-tuned", "accuracy": 0.909, "n": 4000, "loss": 0.26, "extra_seconds": 300.0}
+    table, differs = beside_the_seed(trained, chosen, full, get_recipe("budget"), 1, 95.0, "a 2-core CPU")
+    assert list(table["this run's model"]) == ["trained", "BN statistics recalibrated"]  # not the full fine-tune
+    assert table.iloc[1]["accuracy [95 % CI]"].startswith("90.60 % [")
+    text = " ".join(differs)
+    assert "label smoothing 0.1" in text and "0.051" in text  # -ln(0.95): the loss floor under smoothing
+    assert "90.90 %" in text and "95.0 CPU-minutes" in text and "`test2` of 4,000" in text and "may be optimistic" in text
+    _, plain = beside_the_seed(trained, chosen, full, get_recipe("published"), 1, 95.0, "a 2-core CPU")
+    assert "losses can be compared" in " ".join(plain)

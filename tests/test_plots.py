@@ -4,10 +4,12 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 import pandas as pd
+import pytest
 
 from effnb.report.plots import (
-    plot_accuracy_vs_flops,
     plot_learning_curves,
+    plot_resolution_sweep,
+    plot_selection,
     plot_sizes,
     size_summary,
 )
@@ -16,7 +18,7 @@ matplotlib.use("Agg")
 
 
 def result(name: str, accuracies: list[float]) -> dict:
-    return {"name": name, "history": [{"epoch": e, "train_loss": 0.7 - 0.1 * e, "val_acc": a}
+    return {"name": name, "n_eval": 400, "history": [{"epoch": e, "train_loss": 0.7 - 0.1 * e, "val_acc": a}
                                       for e, a in enumerate(accuracies, 1)]}
 
 
@@ -25,18 +27,39 @@ def test_learning_curves_use_whole_epochs_and_percent():
     loss_ax, acc_ax = fig.axes[:2]
     shown = [t for t in loss_ax.get_xticks() if loss_ax.get_xlim()[0] <= t <= loss_ax.get_xlim()[1]]
     assert shown and all(float(t).is_integer() for t in shown)
-    assert acc_ax.get_ylabel() == "held-out accuracy (%)" and 50 <= acc_ax.get_ylim()[0] < acc_ax.get_ylim()[1] <= 70
+    assert acc_ax.get_ylabel() == "held-out accuracy (%)" and 45 <= acc_ax.get_ylim()[0] < acc_ax.get_ylim()[1] <= 75
     assert acc_ax.get_legend() is not None and loss_ax.get_legend() is None  # one legend, beside the axes
+    assert len(acc_ax.collections) == 2 and not loss_ax.collections  # each accuracy curve with its interval band
     matplotlib.pyplot.close(fig)
 
 
-def test_accuracy_vs_flops_labels_the_log_axis_in_plain_numbers():
-    df = pd.DataFrame({"phi": [0, 1, 2], "MFLOPs (2/MAC)": [18.65, 29.04, 57.64], "test acc %": [63.0, 65.25, 65.35]})
-    fig = plot_accuracy_vs_flops(df, label="phi")
+def sweep(accuracies: list[float], n: int = 400) -> list[dict]:
+    return [{"k_test": k, "accuracy": a, "loss": 0.5, "n": n} for k, a in zip((64, 80, 96), accuracies)]
+
+
+def test_resolution_sweeps_carry_intervals_and_compare_only_the_same_images():
+    fig = plot_resolution_sweep({"a": sweep([0.6, 0.65, 0.62]), "b": sweep([0.61, 0.66, 0.64])}, 64, 80)
+    acc_ax = fig.axes[0]
+    assert len(acc_ax.collections) == 2 and "interval" in acc_ax.get_ylabel()
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="different numbers of images"):
+        plot_resolution_sweep({"a": sweep([0.6, 0.65, 0.62], 600), "b": sweep([0.61, 0.66, 0.64], 4000)}, 64, 80)
+
+
+def test_selection_figure_hollows_stopped_candidates_and_names_each_once():
+    table = pd.DataFrame([
+        {"rung": 1, "eq. epochs": 1.0, "candidate": c, "params": p, "MFLOPs (2/MAC)": f, "acc %": a, "low %": a - 2,
+         "high %": a + 2, "next": nxt}
+        for c, p, f, a, nxt in (("A", 50_000, 20.0, 60.0, "stopped"), ("B", 48_000, 19.0, 62.0, "promoted"),
+                                ("C", 40_000, 18.0, 61.0, "promoted"))] + [
+        {"rung": 2, "eq. epochs": 3.0, "candidate": c, "params": p, "MFLOPs (2/MAC)": f, "acc %": a, "low %": a - 2,
+         "high %": a + 2, "next": "decided by the rule"}
+        for c, p, f, a in (("B", 48_000, 19.0, 66.0), ("C", 40_000, 18.0, 67.0))])
+    fig = plot_selection(table)
     ax = fig.axes[0]
-    fig.canvas.draw()
-    assert ax.get_xscale() == "log"
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["19", "29", "58"]
+    assert sorted(t.get_text() for t in ax.texts) == ["A", "B", "C"]  # one label per candidate
+    assert sum(len(c[0].get_xdata()) for c in ax.containers) == 5  # every run with its error bar
+    assert any(c[0].get_markerfacecolor() == "white" for c in ax.containers)  # the stopped one hollow
     matplotlib.pyplot.close(fig)
 
 

@@ -10,6 +10,7 @@ from effnb.study.stats import (
     accuracy_interval,
     compare_paired,
     format_accuracy,
+    format_p,
     holm_adjust,
     mcnemar_exact,
     paired_bootstrap_interval,
@@ -106,7 +107,7 @@ def test_a_challenger_far_ahead_overturns_the_incumbent():
     assert decision.chosen == "A" and decision.switched  # both beat C; A is the more accurate
     assert decision.sentence.startswith("A beats C beyond the noise")
     assert all(c.adjusted_p is not None and c.adjusted_p >= c.p_value for c in decision.comparisons)
-    assert set(decision.table()["candidate"]) == {"A", "B"}
+    assert set(decision.table().index) == {"A", "B"}
     assert decision.as_dict()["chosen"] == "A"
 
 
@@ -154,3 +155,35 @@ def test_cost_ordered_rule_climbs_only_when_the_costlier_step_pays():
                                                                                  "full": better | same})
     assert walk.chosen == "none" and [c.challenger for c in walk.comparisons] == ["bn"]
     assert "full not tested" in walk.sentence
+
+
+def test_decision_tables_speak_to_a_reader():
+    n = 4000
+    inc = _with_accuracy(n, 3200)
+    far = inc.copy()
+    far[np.flatnonzero(~inc)[:200]] = True
+    table = DecisionRule("q", "inc", "the default").decide({"inc": inc, "far": far, "same": inc.copy()}).table()
+    assert list(table.index) == ["far", "same"]  # the candidate names the row, no 0/1/2 index
+    cells = {str(v) for v in table.to_numpy().ravel()}
+    assert not cells & {"None", "True", "False", "nan"} and "< 0.0001" in cells
+    assert table.loc["far", "beats it"] == "yes" and table.loc["same", "beats it"] == "no"
+    assert table.loc["far", "accuracy"] == "85.00 %"
+    plain = DecisionRule("q", "inc", "the default", holm=False).decide({"inc": inc, "far": far}).table()
+    assert plain.loc["far", "Holm p"] == "not applied"
+    assert [format_p(p) for p in (3e-7, 0.04234, 0.5, 1.0)] == ["< 0.0001", "0.042", "0.5", "1"]
+
+
+def test_a_rule_applied_to_recorded_comparisons_decides_as_on_the_images():
+    n = 4000
+    inc = _with_accuracy(n, 3200)
+    borderline = inc.copy()
+    borderline[np.flatnonzero(~inc)[:25]] = True
+    borderline[np.flatnonzero(inc)[:11]] = False
+    rule = DecisionRule("q", "inc", "the default")
+    on_images = rule.decide({"inc": inc, "b": borderline, "x": inc.copy()})
+    recorded = [compare_paired(c, v, "inc", inc) for c, v in (("b", borderline), ("x", inc.copy()))]
+    again = rule.decide_comparisons(recorded)
+    assert again.chosen == on_images.chosen == "inc" and again.sentence == on_images.sentence
+    assert [c.adjusted_p for c in again.comparisons] == [c.adjusted_p for c in on_images.comparisons]
+    with pytest.raises(ValueError, match="comparisons against 'other'"):
+        DecisionRule("q", "other", "x").decide_comparisons(recorded)

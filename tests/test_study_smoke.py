@@ -6,7 +6,9 @@ import re
 import sys
 from pathlib import Path
 
+import matplotlib
 import pytest
+from matplotlib.colors import to_rgb
 from synthetic import make_image_folder
 
 from effnb.cli.commands import main
@@ -62,6 +64,9 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
     assert "Across the 8 models" in (reports / "06_final.html").read_text()
     assert all("Stopping is by rank, not by a test" in (reports / f"{stem}.html").read_text()
                for stem in ("02_baselines", "03_grid"))  # the halving rule is stated before its results
+    reads = json.loads((reports / "models" / "test2-reads.json").read_text())["reads"]  # the reads of test2, published
+    assert len(reads) == 1 and reads[0]["profile"] == "smoke" and "How often <code>test2</code> has been read" in index
+    assert "Once, as recorded in" in index and "Every read of" in (reports / "06_final.html").read_text()
     published = json.loads((reports / "models" / "final.json").read_text())
     assert all((reports / row["published_checkpoint"]).is_file() and "checkpoint" not in row
                for row in published["rows"])
@@ -113,3 +118,101 @@ def test_running_again_reads_finished_experiments_back(smoke_study):
     assert main(["study", "--profile", "smoke", "--data-dir", str(smoke_study / "PetImages"), "--artifacts-dir",
                  str(artifacts), "--reports-dir", str(smoke_study / "reports"), "--only", "02_baselines"]) == 0
     assert "finished earlier: read back" in (artifacts / "executed" / "02_baselines.ipynb").read_text()
+
+
+def _walk_strings(data):
+    if isinstance(data, dict):
+        for value in data.values():
+            yield from _walk_strings(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _walk_strings(value)
+    elif isinstance(data, str):
+        yield data
+
+
+@pytest.mark.slow
+def test_final_json_names_no_absolute_path(smoke_study):
+    for path in (smoke_study / "artifacts" / "final.json", smoke_study / "reports" / "models" / "final.json"):
+        absolute = [s for s in _walk_strings(json.loads(path.read_text())) if s.startswith(("/", "~")) or ":\\" in s]
+        assert not absolute, f"{path.name} holds absolute paths: {absolute[:3]}"
+
+
+@pytest.mark.slow
+def test_tables_show_no_raw_python_values(smoke_study):
+    """No None/True/False/nan cell, no 'p 0.0000', no 0/1/2 index column in any report's tables."""
+    for stem in [*NOTEBOOKS.values(), "index"]:
+        html = (smoke_study / "reports" / f"{stem}.html").read_text()
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", html, re.S)]
+        raw = sorted({c for c in cells if c in {"None", "True", "False", "nan", "NaN", "0.0000"}})
+        assert not raw, f"{stem}.html shows raw values {raw}"
+        for table in re.findall(r"<table.*?</table>", html, re.S):
+            head = re.search(r"<thead>(.*?)</thead>", table, re.S)
+            firsts = re.findall(r"<tr[^>]*>\s*<th[^>]*>(.*?)</th>", table.split("</thead>")[-1], re.S)
+            unnamed = head is not None and head.group(1).count("<tr") == 1
+            assert not (unnamed and len(firsts) > 1 and firsts == [str(i) for i in range(len(firsts))]), \
+                f"{stem}.html: a table with a 0/1/2 index column"
+
+
+def accuracies_without_interval(fig) -> list[str]:
+    """Every accuracy curve or point of ``fig`` drawn without an error bar or an interval band of its colour."""
+    from matplotlib.container import ErrorbarContainer
+
+    missing = []
+    for ax in fig.axes:
+        if "accuracy" not in ax.get_ylabel().lower():
+            continue
+        bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer) and c.lines[0] and c.lines[2]]
+        with_bars = {id(line) for c in bars for line in (c.lines[0], *c.lines[1])}  # data line and caps
+        bands = {tuple(round(v, 3) for v in to_rgb(c.get_facecolor()[0][:3])) for c in ax.collections
+                 if len(c.get_facecolor())}
+        for line in ax.lines:
+            if line.get_marker() in (None, "None", "", "*") or id(line) in with_bars:
+                continue  # a reference line, a frontier, or the chosen model's star over a point with its bar
+            if tuple(round(v, 3) for v in to_rgb(line.get_color())) not in bands:
+                missing.append(f"{ax.get_ylabel()}: {line.get_label()}")
+    return missing
+
+
+@pytest.mark.slow
+def test_every_plotted_accuracy_carries_its_interval(smoke_study):
+    """The study's accuracy figures, drawn again from its own outputs, show an interval for every accuracy."""
+    from effnb.report.plots import (
+        plot_accuracy_vs_compute,
+        plot_learning_curves,
+        plot_resolution_sweep,
+        plot_selection,
+    )
+    from effnb.study.ablation import PHI_RECORD, phi_decision, phi_points
+    from effnb.study.compute import compute_points
+    from effnb.study.selection import Rung, Selection
+
+    matplotlib.use("Agg")
+    artifacts = smoke_study / "artifacts"
+    finetune = read_output(artifacts, "finetune")
+    baselines = read_output(artifacts, "baselines")
+    figures = {
+        "compute": plot_accuracy_vs_compute(compute_points(artifacts)),
+        "learning curves": plot_learning_curves(list(baselines["results"].values())),
+        "sweep, same images": plot_resolution_sweep({"unchanged": finetune["unchanged_sweep"],
+                                                     "recalibrated": finetune["recalibrated_sweep"]},
+                                                    finetune["k_train"], finetune["k_test"]),
+        "sweep, fine-tuned": plot_resolution_sweep(finetune["curves"], finetune["k_train"], finetune["k_test"]),
+    }
+    for name in ("baselines", "grid"):  # the selection figures, from the rungs each output records
+        rungs = read_output(artifacts, name)["selection"]["rungs"]
+        selection = Selection(tuple(Rung(r["rung"] - 1, r["epochs"], r["results"], tuple(r["promoted"]))
+                                    for r in rungs), decision=None)
+        figures[name] = plot_selection(selection.table())
+    if PHI_RECORD.is_file():
+        record = json.loads(PHI_RECORD.read_text())
+        figures["phi"] = plot_accuracy_vs_compute(phi_points(record, 1000, phi_decision(record).chosen), named=True)
+    for name, fig in figures.items():
+        assert not accuracies_without_interval(fig), (name, accuracies_without_interval(fig))
+        matplotlib.pyplot.close(fig)
+    # the check itself can fail: a bare accuracy curve is caught
+    bare, ax = matplotlib.pyplot.subplots()
+    ax.plot([1, 2], [60, 62], marker="o")
+    ax.set_ylabel("held-out accuracy (%)")
+    assert accuracies_without_interval(bare)
+    matplotlib.pyplot.close(bare)

@@ -69,6 +69,9 @@ def test_reading_test2_records_the_choices_and_refuses_after_a_change(study, tmp
     record = json.loads((tmp_path / holdout.RECORD).read_text())
     assert record["choices"]["k_test"] == 126 and record["choices"]["final_model"] == "final-C-phi1-abc"
     assert np.array_equal(holdout.read_test2(study), first)  # the same choices: a resumed study reads it again
+    reads = json.loads((tmp_path / holdout.RECORD).read_text())["reads"]
+    assert len(reads) == 2 and reads[0]["profile"] == "smoke" and reads[0]["fixres_step"] == "bn_recal"
+    assert reads[0]["at"] <= reads[1]["at"] and reads[0]["final_model"] == "final-C-phi1-abc"
     write_output(tmp_path, "finetune", STAGES["finetune"] | {"k_test": 139})
     with pytest.raises(holdout.Test2AlreadyUsed, match="changed since: k_test"):
         holdout.read_test2(study)
@@ -79,3 +82,13 @@ def test_provenance_hashes_profile_and_recipe(study):
     assert record["profile"]["name"] == "smoke" and record["recipe"]["name"] == "budget"
     assert record["profile_recipe_hash"] == holdout.fingerprint({"profile": record["profile"], "recipe": record["recipe"]})
     assert set(record["code"]) == {"commit", "modified"}
+
+
+def test_a_record_written_before_reads_were_listed_counts_as_one_read_of_unknown_time(study, tmp_path):
+    choices = holdout.study_choices(study)
+    legacy = {"choices_hash": holdout.fingerprint(choices), "choices": choices, "code": {"commit": "abc", "modified": False}}
+    (tmp_path / holdout.RECORD).write_text(json.dumps(legacy))
+    holdout.read_test2(study)
+    reads = json.loads((tmp_path / holdout.RECORD).read_text())["reads"]
+    assert [r["at"] is None for r in reads] == [True, False] and reads[0]["code"]["commit"] == "abc"
+    assert holdout.reads_table(reads)[0]["when (UTC)"] == "not recorded"

@@ -39,3 +39,20 @@ def test_page_slider_follows_the_errors_only_filter():
     errors_only.value = True
     assert page.max == 0 and page.value == 0  # the slider cannot point past the last page of errors
     matplotlib.pyplot.close("all")
+
+
+def test_the_crop_explorer_reaches_every_crop_the_study_uses_and_every_k_test(small_cache):
+    from effnb.data.transforms import P_RANGE
+    from effnb.report.widgets import crop_explorer, study_crop_range
+    from effnb.train.recipes import RECIPES
+
+    low, high = study_crop_range()
+    for recipe in RECIPES.values():
+        for lo, hi in filter(None, (recipe.train.p_range, recipe.train.p_range_start)):
+            assert low <= lo and hi <= high
+    assert low <= P_RANGE[0] and P_RANGE[1] <= high
+    explorer = crop_explorer(small_cache, 64, k_test=87)
+    _, proportion, k_test = explorer.children[:3]
+    assert (proportion.min, proportion.max) == (low, high)
+    assert k_test.step == 1 and k_test.value == 87  # 87 px reachable and shown as such
+    matplotlib.pyplot.close("all")

@@ -2,7 +2,7 @@
 from effnb.report.execute import NotebookFailed, run_study
 from effnb.report.index import render_reports
 from effnb.report.plots import (
-                                plot_accuracy_vs_flops,
+                                plot_accuracy_vs_compute,
                                 plot_hardest_images,
                                 plot_histogram,
                                 plot_learning_curves,
@@ -24,7 +24,7 @@ from effnb.report.widgets import (
                                 show_explorer,
 )
 
-__all__ = ["NotebookFailed", "crop_explorer", "draw_crop", "plot_accuracy_vs_flops", "plot_hardest_images",
+__all__ = ["NotebookFailed", "crop_explorer", "draw_crop", "plot_accuracy_vs_compute", "plot_hardest_images",
            "plot_histogram", "plot_learning_curves", "plot_prediction_grid", "plot_resolution_sweep", "plot_selection",
            "plot_sizes", "prediction_browser", "render_reports", "results_frame", "run_study", "scaling_explorer",
            "show_explorer", "show_images", "show_jpeg", "size_summary", "update_readme"]

@@ -13,10 +13,11 @@ import seaborn as sns
 import torch
 from IPython.display import Image, display
 from matplotlib.colors import ListedColormap
-from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from effnb.data.transforms import denormalize
 from effnb.study.compute import ComputePoint, frontier
+from effnb.study.stats import accuracy_interval
 
 sns.set_theme(style="whitegrid", context="notebook")
 pd.set_option("display.max_colwidth", None)  # table labels are sentences: never cut them
@@ -25,7 +26,7 @@ LEGEND_BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1), "frameon": Fa
 
 
 def results_frame(results: Sequence[dict]) -> pd.DataFrame:
-    """One row per experiment result: size, cost and held-out accuracy."""
+    """One row per experiment result: size, cost and held-out accuracy with its 95 % Wilson interval."""
     rows = []
     for r in results:
         ev = r.get("eval", {})
@@ -34,7 +35,9 @@ def results_frame(results: Sequence[dict]) -> pd.DataFrame:
                      "train images": r["n_train"], "train min": r["train_seconds"] / 60,
                      "img/s": np.mean([h["img_per_s"] for h in r["history"]]) if r["history"] else np.nan,
                      "k_test": ev.get("k_test", r["k_train"]), "test loss": ev.get("loss", np.nan),
-                     "test acc %": 100 * ev.get("accuracy", np.nan)})
+                     "test acc %": 100 * ev.get("accuracy", np.nan),
+                     "95 % interval": "{:.1f}–{:.1f} %".format(*(100 * v for v in accuracy_interval(ev["accuracy"], ev["n"])))
+                     if "n" in ev else "–"})
     df = pd.DataFrame(rows).set_index("experiment")
     return df.round({"MFLOPs (2/MAC)": 2, "train min": 1, "img/s": 0, "test loss": 4, "test acc %": 2})
 
@@ -49,10 +52,15 @@ def show_jpeg(fig: plt.Figure, quality: int = 85) -> None:
 
 def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.6,
                 normalized: bool = True, title: str | None = None) -> None:
-    """Display a grid of images [N,3,H,W] (normalised by default) with optional titles, as a JPEG."""
+    """Display a grid of images [N,3,H,W] (normalised by default) with optional titles (wrapped to the image's
+    width, with room left above each image), as a JPEG."""
     n = len(images)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15), squeeze=False)
+    titles = None if titles is None else [textwrap.fill(t, max(10, round(9 * size))) for t in titles]
+    lines = max((t.count("\n") + 1 for t in titles), default=0) if titles else 0
+    # room above each image for its wrapped title, so captions never run into the images or each other
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size * 1.08, nrows * (size + 0.16 * lines + 0.1)),
+                             squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     images = denormalize(images) if normalized else images.float() / 255
@@ -63,18 +71,32 @@ def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols
             ax.set_title(titles[i], fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     show_jpeg(fig)
 
 
+def _interval_band(ax: plt.Axes, x: Sequence[float], accuracies: Sequence[float], n: int | Sequence[int],
+                   color) -> None:
+    """Shade the 95 % Wilson interval (in %) of accuracies measured on ``n`` images each."""
+    ns = [n] * len(accuracies) if isinstance(n, int) else list(n)
+    low, high = zip(*(accuracy_interval(a, k) for a, k in zip(accuracies, ns)))
+    ax.fill_between(x, [100 * v for v in low], [100 * v for v in high], color=color, alpha=.2, lw=0)
+
+
 def plot_learning_curves(results: Sequence[dict]) -> plt.Figure:
-    """Per-epoch training loss and, when recorded, held-out accuracy (%) of several experiments."""
+    """Per-epoch training loss and, when recorded, held-out accuracy (%) with its 95 % interval (shaded, on the
+    result's ``n_eval`` images) of several experiments."""
     df = pd.DataFrame([{"experiment": r["name"], **h} for r in results for h in r["history"]])
     panels = [("train_loss", "training loss", 1)] + ([("val_acc", "held-out accuracy (%)", 100)] if "val_acc" in df else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 2.5, 3.4), squeeze=False)
+    colours = dict(zip([r["name"] for r in results], sns.color_palette(n_colors=len(results))))
     for ax, (column, label, factor) in zip(axes.flat, panels):
         sns.lineplot(df.assign(y=df[column] * factor), x="epoch", y="y", hue="experiment", marker="o", ax=ax,
-                     legend=ax is axes.flat[-1])
+                     legend=ax is axes.flat[-1], palette=colours, errorbar=None)
+        if column == "val_acc":
+            for r in results:
+                epochs = [h for h in r["history"] if h.get("val_acc") is not None]
+                _interval_band(ax, [h["epoch"] for h in epochs], [h["val_acc"] for h in epochs], r["n_eval"],
+                               colours[r["name"]])
         ax.set(xlabel="epoch", ylabel=label, xlim=(0.5, df["epoch"].max() + 0.5))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     sns.move_legend(axes.flat[-1], **LEGEND_BESIDE)
@@ -82,56 +104,54 @@ def plot_learning_curves(results: Sequence[dict]) -> plt.Figure:
     return fig
 
 
-def plot_accuracy_vs_flops(df: pd.DataFrame, label: str = "experiment", reference: pd.DataFrame | None = None) -> plt.Figure:
-    """EfficientNet's headline plot on this problem: held-out accuracy (%) against forward FLOPs (log axis)."""
-    fig, ax = plt.subplots(figsize=(7.5, 4))
-    sns.lineplot(df, x="MFLOPs (2/MAC)", y="test acc %", marker="o", ax=ax, label="this run")
-    for _, row in df.iterrows():
-        ax.annotate(f"{label} = {row[label]}", (row["MFLOPs (2/MAC)"], row["test acc %"]), textcoords="offset points",
-                    xytext=(5, 5), fontsize=9)
-    if reference is not None:
-        sns.scatterplot(reference, x="MFLOPs (2/MAC)", y="test acc %", marker="X", s=80, ax=ax, label="seed")
-    ax.set_xscale("log")
-    ax.set_xticks(df["MFLOPs (2/MAC)"])  # label the measured points in plain numbers, not 2×10¹
-    ax.xaxis.set_major_formatter(FormatStrFormatter("%.0f"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set(xlabel="forward MFLOPs per image (log scale; multiply-add = 2)", ylabel="held-out accuracy (%)")
-    ax.legend(**LEGEND_BESIDE)
-    fig.tight_layout()
-    return fig
-
-
 def plot_selection(table: pd.DataFrame) -> plt.Figure:
     """A selection's runs (:meth:`effnb.study.selection.Selection.table`): accuracy (%) with its 95 % interval against
-    parameters and against forward FLOPs, one colour per rung budget, each point named."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), sharey=True)
+    parameters and against forward FLOPs, one colour per rung budget, the candidates stopped there hollow; each
+    candidate named once, at its last run, labels alternating above and below so that neighbours do not overlap."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
     rungs = sorted(table["eq. epochs"].unique())
     colours = dict(zip(rungs, sns.color_palette("viridis", len(rungs))))
+    last = table.drop_duplicates("candidate", keep="last").sort_values("MFLOPs (2/MAC)")
     for ax, x in zip(axes, ["params", "MFLOPs (2/MAC)"]):
         for epochs, rows in table.groupby("eq. epochs"):
-            ax.errorbar(rows[x], rows["acc %"], yerr=[rows["acc %"] - rows["low %"], rows["high %"] - rows["acc %"]],
-                        fmt="o", capsize=3, color=colours[epochs], label=f"{epochs:g} eq. epochs")
-            for _, row in rows.iterrows():
-                ax.annotate(str(row["candidate"]), (row[x], row["acc %"]), textcoords="offset points", xytext=(5, 4),
-                            fontsize=8)
+            for stopped, part in rows.groupby(rows["next"] == "stopped"):
+                ax.errorbar(part[x], part["acc %"], yerr=[part["acc %"] - part["low %"], part["high %"] - part["acc %"]],
+                            fmt="o", capsize=3, color=colours[epochs], mfc="white" if stopped else colours[epochs],
+                            label=f"{epochs:g} eq. epochs" + (", stopped there" if stopped else ""))
+        for i, (_, row) in enumerate(last.sort_values(x).iterrows()):
+            above = i % 2 == 0
+            ax.annotate(str(row["candidate"]), (row[x], row["high %"] if above else row["low %"]), ha="center",
+                        textcoords="offset points", xytext=(0, 4 if above else -11), fontsize=8)
         ax.set(xlabel="parameters" if x == "params" else "forward MFLOPs per image (multiply-add = 2)")
     axes[0].set_ylabel("held-out accuracy (%), 95 % interval")
-    axes[-1].legend(title="budget", **LEGEND_BESIDE)
+    axes[-1].legend(title="budget (hollow: stopped by rank)", **LEGEND_BESIDE)
     fig.tight_layout()
     return fig
 
 
 def plot_resolution_sweep(curves: dict[str, Sequence[dict]], k_train: int, k_recommended: int) -> plt.Figure:
-    """Accuracy (%) and loss against the test resolution k_test for each model; training and FixRes resolutions marked."""
+    """Accuracy (%) with its 95 % interval (shaded) and loss against the test resolution k_test for each model, all
+    measured on the same images (refused otherwise: curves on different images are not compared); training and
+    FixRes resolutions marked."""
+    sizes = {name: {r["n"] for r in rows} for name, rows in curves.items()}
+    if len(set().union(*sizes.values())) > 1:
+        raise ValueError(f"the curves are measured on different numbers of images: {sizes}")
     df = pd.DataFrame([{"model": name, "k_test": r["k_test"], "accuracy": 100 * r["accuracy"], "loss": r["loss"]}
                        for name, rows in curves.items() for r in rows])
+    colours = dict(zip(curves, sns.color_palette(n_colors=len(curves))))
     fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
-    for ax, (column, label) in zip(axes, [("accuracy", "held-out accuracy (%)"), ("loss", "held-out loss")]):
-        sns.lineplot(df, x="k_test", y=column, hue="model", marker="o", ax=ax, legend=ax is axes[-1])
+    for ax, (column, label) in zip(axes, [("accuracy", "held-out accuracy (%), 95 % interval"),
+                                          ("loss", "held-out loss")]):
+        sns.lineplot(df, x="k_test", y=column, hue="model", marker="o", ax=ax, legend=ax is axes[-1], palette=colours, errorbar=None)
+        if column == "accuracy":
+            for name, rows in curves.items():
+                _interval_band(ax, [r["k_test"] for r in rows], [r["accuracy"] for r in rows], [r["n"] for r in rows],
+                               colours[name])
         ax.axvline(k_train, ls="--", c="grey", label=f"training resolution ({k_train} px)")
         ax.axvline(k_recommended, ls=":", c="crimson", label=f"FixRes resolution ({k_recommended} px)")
         ax.set(xlabel="test resolution k_test (px)", ylabel=label)
-    axes[-1].legend(**LEGEND_BESIDE)
+    n = next(iter(set().union(*sizes.values())), 0)
+    axes[-1].legend(title=f"on the same {n:,} images", **LEGEND_BESIDE)
     fig.tight_layout()
     return fig
 
@@ -208,11 +228,17 @@ def plot_hardest_images(images: torch.Tensor, hardest: pd.DataFrame, models: Seq
     return fig
 
 
-def plot_accuracy_vs_compute(points: Sequence[ComputePoint]) -> plt.Figure:
+GROUP_NAMES = {"baseline": "baselines", "grid": "grid candidates", "phi": "φ at equal minutes",
+               "final": "final model and FixRes steps"}
+
+
+def plot_accuracy_vs_compute(points: Sequence[ComputePoint], named: bool = False) -> plt.Figure:
     """Accuracy with its 95 % interval against training CPU-minutes and training FLOPs (log scales), one point per
-    trained model; each split's frontier drawn, the chosen model starred."""
+    trained model; each split's frontier drawn, the chosen model starred; with ``named``, each point labelled (for a
+    few points: labels alternate above and below so neighbours do not overlap)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    styles = {"baseline": ("o", "tab:blue"), "grid": ("s", "tab:orange"), "final": ("D", "tab:green")}
+    styles = {"baseline": ("o", "tab:blue"), "grid": ("s", "tab:orange"), "phi": ("^", "tab:purple"),
+              "final": ("D", "tab:green")}
     for ax, attr, xlabel in zip(axes, ("cpu_minutes", "train_flops"), ("training CPU-minutes (this machine)",
                                                                        "training FLOPs (3 x forward x images seen)")):
         for group, (marker, color) in styles.items():
@@ -221,18 +247,27 @@ def plot_accuracy_vs_compute(points: Sequence[ComputePoint]) -> plt.Figure:
                 continue
             x, y = [getattr(p, attr) for p in pts], [100 * p.accuracy for p in pts]
             err = [[100 * (p.accuracy - p.low) for p in pts], [100 * (p.high - p.accuracy) for p in pts]]
-            split = "test2" if group == "final" else "test"
-            ax.errorbar(x, y, yerr=err, fmt=marker, color=color, alpha=.8, capsize=2, label=f"{group} ({split})")
+            ax.errorbar(x, y, yerr=err, fmt=marker, color=color, alpha=.8, capsize=2,
+                        label=f"{GROUP_NAMES[group]} ({pts[0].split})")
         for split in ("test", "test2"):
             edge = sorted(frontier([p for p in points if p.split == split]), key=lambda p: getattr(p, attr))
             if attr == "cpu_minutes" and len(edge) > 1:
                 ax.step([p.cpu_minutes for p in edge], [100 * p.accuracy for p in edge], where="post",
                         color="grey", lw=1, ls="--")
+        starred = "final" if any(p.group == "final" for p in points) else None
         for p in points:
-            if p.chosen and p.group == "final":
+            if p.chosen and p.group in (starred, "phi"):
                 ax.plot(getattr(p, attr), 100 * p.accuracy, "*", ms=16, color="gold", mec="black", zorder=5,
-                        label="chosen model")
+                        label="chosen model" if p.group == "final" else "chosen by the rule")
+        if named:
+            for i, p in enumerate(sorted(points, key=lambda p: getattr(p, attr))):
+                ax.annotate(p.model, (getattr(p, attr), 100 * p.high if i % 2 else 100 * p.low),
+                            textcoords="offset points", xytext=(0, 4 if i % 2 else -11), ha="center", fontsize=8)
         ax.set_xscale("log")
+        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):  # 21, 3.2e+11: never 2.1×10¹
+            axis(FuncFormatter(lambda v, _: f"{v:.3g}" if v < 1e4 else f"{v:.2g}"))
+        if attr == "train_flops":
+            ax.tick_params(axis="x", which="both", labelrotation=35, labelsize=8)
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel("accuracy % (95 % Wilson interval)")
     axes[0].legend(fontsize=8, loc="lower right")

@@ -10,10 +10,11 @@ from IPython.display import Markdown, display
 
 from effnb.data.cache import ImageCache
 from effnb.data.fixres import apparent_object_scale
-from effnb.data.transforms import TestSize, crop_resize, eval_boxes
+from effnb.data.transforms import P_RANGE, TestSize, crop_resize, eval_boxes
 from effnb.nn.flops import scaling_table
 from effnb.nn.model import NetSpec
 from effnb.report.plots import show_images, show_jpeg
+from effnb.train.recipes import RECIPES
 from effnb.utils.progress import in_batch
 
 
@@ -55,13 +56,22 @@ def draw_crop(cache: ImageCache, index: int, proportion: float, k_train: int = 6
     return fig
 
 
+def study_crop_range() -> tuple[float, float]:
+    """The smallest and largest crop proportion any crop of the study draws: the seed's U(0.2, 0.7) and every
+    recipe's, from its first epoch's range to its last."""
+    ranges = [P_RANGE, *(r for recipe in RECIPES.values() for r in (recipe.train.p_range, recipe.train.p_range_start) if r)]
+    return min(lo for lo, _ in ranges), max(hi for _, hi in ranges)
+
+
 def crop_explorer(cache: ImageCache, k_train: int = 64, index: int = 0, k_test: int | None = None) -> widgets.Widget:
-    """Sliders for the image, the crop proportion and the test resolution: see the apparent object size change."""
+    """Sliders for the image, the crop proportion (over :func:`study_crop_range`, every crop the study uses) and the
+    test resolution (in steps of 1 px): see the apparent object size change."""
     def show(index: int, proportion: float, k_test: int) -> None:
         show_jpeg(draw_crop(cache, index, proportion, k_train, k_test))
+    low, high = study_crop_range()
     return widgets.interactive(show, index=widgets.IntSlider(index, 0, len(cache) - 1),
-                               proportion=widgets.FloatSlider(0.45, min=0.2, max=0.7, step=0.05),
-                               k_test=widgets.IntSlider(k_test or k_train, k_train // 2, 4 * k_train, step=2))
+                               proportion=widgets.FloatSlider(round((low + high) / 2, 2), min=low, max=high, step=0.05),
+                               k_test=widgets.IntSlider(k_test or k_train, k_train // 2, 4 * k_train, step=1))
 
 
 def scaling_explorer(spec: NetSpec) -> widgets.Widget:

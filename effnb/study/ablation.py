@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,12 +21,15 @@ import torch
 
 from effnb.data.fixres import estimate_sigma, recommended_test_resolution
 from effnb.data.splits import subset
+from effnb.nn.flops import count_flops
 from effnb.nn.model import BASELINES, NetSpec
 from effnb import seed_study
 from effnb.nn.scaling import scale
+from effnb.study.compute import ComputePoint
 from effnb.study.context import Study
 from effnb.study.profiles import Profile
-from effnb.study.stats import accuracy_interval, compare_paired
+from effnb.study.holdout import code_version
+from effnb.study.stats import Decision, DecisionRule, PairedComparison, accuracy_interval, compare_paired, holm_adjust
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.experiments import Experiment, run_experiment
 from effnb.train.feed import Feed
@@ -35,6 +40,7 @@ from effnb.utils.correct import pack_correct, unpack_correct
 
 REFERENCE = "onecycle"
 PHI_REFERENCE = "phi2"
+PHI_RECORD = Path(__file__).resolve().parents[2] / "reports" / "ablation-phi.json"  # the committed `effnb ablate --phi`
 
 # Training time per image of C scaled by phi, relative to phi = 2, measured once with effnb bench and fixed here so
 # the rows' budgets are reproducible (the measurements: reports/history.md).
@@ -187,6 +193,10 @@ def table(rows: list[dict], reference: str = REFERENCE) -> list[dict]:
                 row[f"{key}_vs_reference"] = asdict(compare_paired(r["variant"], correct, reference,
                                                                    ref["correct"][key]))
         out.append(row)
+    for key in ("train_res", "fixres"):  # one family per column: every challenger against the reference
+        versus = [row[f"{key}_vs_reference"] for row in out if f"{key}_vs_reference" in row]
+        for comparison, adjusted in zip(versus, holm_adjust([c["p_value"] for c in versus]) if versus else []):
+            comparison["adjusted_p"] = adjusted
     return out
 
 
@@ -195,14 +205,14 @@ def _versus(comparison: dict | None) -> str:
         return "-"
     c = comparison
     return (f"{100 * c['difference']:+.2f} [{100 * c['difference_low']:+.1f}, {100 * c['difference_high']:+.1f}], "
-            f"p = {c['p_value']:.2g}")
+            f"p = {c['p_value']:.2g}" + (f", Holm p = {c['adjusted_p']:.2g}" if c.get("adjusted_p") is not None else ""))
 
 
 def to_markdown(rows: list[dict], command: str, header: str) -> str:
     """The table as Markdown, with the command that regenerates it at the top."""
     cols = ["variant", "what changed", "budget", "train min", "img/s", COLUMNS["train_res"], COLUMNS["train_res_tta"],
             "k_test", COLUMNS["fixres"], COLUMNS["fixres_tta"]]
-    extra = ["vs reference @k_train (points, 95 % CI, McNemar p)", "vs reference @FixRes"]
+    extra = ["vs reference @k_train (points, 95 % CI, McNemar p, Holm p)", "vs reference @FixRes"]
     lines = [f"# Ablation: accuracy per CPU budget\n\nRegenerate with:\n\n```bash\n{command}\n```\n", header, "",
              "| " + " | ".join([*cols, *extra]) + " |", "|" + "---|" * (len(cols) + len(extra))]
     for r in rows:
@@ -246,9 +256,86 @@ def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: 
         header = (f"{what} (epochs x (size / k_train)^2), seed {study.seed}, {rows[0]['n_train']:,} training images, "
                   f"{len(study.splits['test']):,} `test` images, BN recalibrated on {recal_n:,} training images. "
                   f"Train minutes and img/s are wall-clock on a shared machine: compare them only roughly. Against "
-                  f"`{reference}`: the accuracy difference in points with its paired bootstrap 95 % interval and the "
-                  f"exact McNemar p on the same test images.")
+                  f"`{reference}`: the accuracy difference in points with its paired bootstrap 95 % interval, the "
+                  f"exact McNemar p on the same test images and its Holm adjustment over the challengers.")
         (reports_dir / f"{name}.md").write_text(to_markdown(summary, command, header))
         write_json(reports_dir / f"{name}.json", {"command": command, "budget": budget, "reference": reference,
-                                                  "what": what, "rows": summary})
+                                                  "what": what, "rows": summary,
+                                                  "n_train": n_train, "provenance": run_provenance(study)})
     return reports_dir / f"{name}.md"
+
+
+def run_provenance(study: Study) -> dict:
+    """What an ablation record says about where it ran: the run (profile, seed, data, device, machine, versions) and
+    the code's commit."""
+    return {"run": study.run_info(), "code": code_version()}
+
+
+PHI_RULE = DecisionRule("which φ the budget should buy, at equal training minutes", "φ = 2",
+                        "the φ whose minutes set the budget")
+
+
+def phi_label(variant: str) -> str:
+    """``"phi1"`` as a reader writes it: ``"φ = 1"``."""
+    return f"φ = {variant.removeprefix('phi')}"
+
+
+def _git_commit_of(path: Path) -> str | None:
+    """The short hash and date of the commit that last changed ``path`` (None outside git or when uncommitted)."""
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%h (%cs)", "--", path.name], cwd=path.parent,
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def check_phi_provenance(path: Path, record: dict, profile: Profile) -> list[dict]:
+    """Where a committed ``effnb ablate --phi`` record came from, checked against this run's ``profile``: one row per
+    fact (commit, profile, budget, machine) with what was recorded and whether it holds."""
+    prov = record.get("provenance") or {}
+    run, code = prov.get("run") or {}, prov.get("code") or {}
+    flag = re.search(r"--profile (\S+)", record.get("command", ""))
+    recorded_profile = run.get("profile") or (flag.group(1) if flag else None)
+    committed = _git_commit_of(path)
+    budget = phi2_budget(profile)
+    commit = code.get("commit")
+    return [
+        {"fact": "code", "recorded": commit[:12] + (" (with local changes)" if code.get("modified") else "") if commit
+         else "no commit in the record", "check": f"file committed in {committed}" if committed
+         else "the file is not in git here"},
+        {"fact": "profile", "recorded": recorded_profile or "not recorded",
+         "check": "this run's" if recorded_profile == profile.name else f"not this run's `{profile.name}`"},
+        {"fact": "budget at φ = 2", "recorded": f"{record['budget']:g} equivalent epochs",
+         "check": "this profile's final-model minutes" if record["budget"] == budget
+         else f"this profile's final-model minutes are {budget:g}"},
+        {"fact": "machine", "recorded": run.get("machine") or "not recorded",
+         "check": "as recorded" if run.get("machine") else "unknown: its minutes are from the machine it ran on"},
+    ]
+
+
+def phi_decision(record: dict) -> Decision:
+    """:data:`PHI_RULE` applied to a phi record's comparisons at the FixRes resolution, Holm-adjusted over the
+    challengers (the record's own p-values; no image is evaluated again)."""
+    comparisons = [PairedComparison(**{**r["fixres_vs_reference"], "challenger": phi_label(r["variant"]),
+                                       "incumbent": phi_label(record["reference"])})
+                   for r in record["rows"] if "fixres_vs_reference" in r]
+    return PHI_RULE.decide_comparisons(comparisons)
+
+
+def phi_points(record: dict, n_train: int, chosen: str) -> list[ComputePoint]:
+    """The phi rows as points of the accuracy-against-compute figure (accuracy at FixRes after BN recalibration, on
+    the record's ``test`` images): training minutes as recorded, training FLOPs as 3 x forward FLOPs x images x
+    equivalent epochs (``n_train``: the record's own count when it has one)."""
+    n_test = next(r["fixres_vs_reference"]["n"] for r in record["rows"] if "fixres_vs_reference" in r)
+    n_train = record.get("n_train", n_train)
+    points = []
+    for r in record["rows"]:
+        phi = int(r["variant"].removeprefix("phi"))
+        spec = scale(BASELINES["C"], *seed_study.GRID_MULTIPLIERS[0], phi)
+        equivalent = float(re.match(r"([\d.]+) eq\. epochs", r["budget"]).group(1))
+        low, high = accuracy_interval(r["fixres_accuracy"], n_test)
+        points.append(ComputePoint(phi_label(r["variant"]), "phi", "test", r["fixres_accuracy"], n_test, low, high,
+                                   r["train min"], 3.0 * count_flops(spec, spec.resolution) * n_train * equivalent,
+                                   phi_label(r["variant"]) == chosen))
+    return points

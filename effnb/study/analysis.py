@@ -11,15 +11,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import math
+
 import numpy as np
 import pandas as pd
 import torch
+
+from effnb import seed_study
 
 from effnb.data.cache import ImageCache
 from effnb.data.transforms import TestSize
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.feed import Feed
+from effnb.study.stats import accuracy_interval
 from effnb.train.inference import predict, score
+from effnb.train.recipes import Recipe
 
 
 @dataclass
@@ -173,3 +179,45 @@ def describe_hardest(preds: SplitPredictions, stats: pd.DataFrame, split: str = 
                     f"images', so what they share is not in these simple statistics: the images themselves (above) "
                     f"show it.")
     return " ".join(text)
+
+
+def _with_interval(row: dict) -> str:
+    low, high = accuracy_interval(row["accuracy"], row["n"])
+    return f"{100 * row['accuracy']:.2f} % [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def beside_the_seed(trained: dict, chosen: dict, full: dict, recipe: Recipe, phi: int, train_minutes: float,
+                    machine: str) -> tuple[pd.DataFrame, list[str]]:
+    """Seed 000's final table beside this run's: its row without fine-tuning beside the model as trained, its row
+    with fine-tuning beside the model the study *chose* (``chosen``, a final row with ``label``, ``accuracy``,
+    ``n``, ``loss``, ``extra_seconds``); and what differs between the two, one sentence each (``full``: the
+    whole-network fine-tune, the step closest to the seed's)."""
+    seed_rows = (seed_study.FINAL["without fine-tuning"], seed_study.FINAL["with fine-tuning"])
+    table = pd.DataFrame([{"seed 000's row": s.name, "seed 000: accuracy": f"{100 * s.accuracy:.2f} %",
+                           "seed 000: loss": f"{s.loss:.4f}", "this run's model": r["label"],
+                           "accuracy [95 % CI]": _with_interval(r), "loss": f"{r['loss']:.4f}"}
+                          for s, r in zip(seed_rows, (trained, chosen))]).set_index("seed 000's row")
+    smoothing = recipe.train.label_smoothing
+    floor = -math.log(1 - smoothing / 2) if smoothing else 0.0  # two classes: the smoothed target of the true class
+    differs = [
+        f"**Compute.** Seed 000 scales to φ = {seed_study.FINAL_PHI.value} and trains on a GPU; it states neither its "
+        f"epochs nor its hardware (its author's published code trains 150 epochs and fine-tunes 40). This run: "
+        f"φ = {phi}, {train_minutes:.1f} CPU-minutes of training on {machine}, the `{recipe.name}` recipe.",
+        (f"**Loss.** This run trains with label smoothing {smoothing:g}, so its model is never fully confident: the "
+         f"plain cross-entropy reported here cannot fall below {floor:.3f} even on images it gets right, while the "
+         f"seed's author's published code trains on plain cross-entropy. The losses are not comparable; the "
+         f"accuracies are." if smoothing else
+         "**Loss.** Both are trained on plain cross-entropy (no label smoothing), so their losses can be compared."),
+        f"**The fine-tuned row.** Seed 000's “with fine tuning” row fine-tunes the whole network at the larger "
+        f"resolution. Beside it stands the model this study chose by its declared rule, “{chosen['label']}” "
+        f"({(chosen.get('extra_seconds') or 0):.0f} s of CPU after training); the whole-network fine-tune, the step "
+        f"closest to seed 000's, reaches {_with_interval(full)} (the table above).",
+        f"**Data.** Seed 000 scores a second random split of {seed_study.TEST_IMAGES.value:,} images; this run, its "
+        f"`test2` of {chosen['n']:,}, read only by notebook 06 after every choice was fixed (every read of it is listed "
+        f"below).",
+        f"**How far to trust {100 * seed_rows[1].accuracy:.2f} %.** Its author's published code validates every epoch "
+        f"on the test set it reports, and shuffles before splitting with take/skip, which in TensorFlow can reshuffle "
+        f"each epoch and mix training and test images; seed 000 says neither. So the seed's figure may be "
+        f"optimistic, and the gap to it is not all a gap in the method.",
+    ]
+    return table, differs

@@ -4,11 +4,15 @@
 records the study's choices (profile, recipe, baseline, α β γ, final model, test resolution, FixRes
 models) in ``<artifacts_dir>/test2_read.json`` the first time, and refuses to hand ``test2`` out again under
 different choices: a result on ``test2`` after a choice was changed would no longer come from a split that no
-decision saw. Reading it again under the same choices (a resumed or re-rendered study) is allowed.
+decision saw. Reading it again under the same choices (a resumed or re-rendered study) is allowed. Every read is
+appended to the record's ``reads`` (when, profile, final model, FixRes step, code), and the publish step keeps
+that history in ``reports/models/test2-reads.json``, across artifacts folders (a fresh folder starts a fresh
+guard, not a fresh history).
 ``tests/test_test2_once.py`` checks that no other notebook or module reaches the split.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import subprocess
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from effnb.study.context import FIXRES_STEPS
 from effnb.utils.atomic import write_json
 
 if TYPE_CHECKING:
@@ -71,9 +76,25 @@ def study_choices(study: Study) -> dict:
     }
 
 
+def read_entry(choices: dict, key: str) -> dict:
+    """One read of ``test2``: when (UTC), under which choices (their hash, profile, final model, FixRes step), by
+    which code."""
+    return {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "choices_hash": key,
+            "profile": choices["profile"]["name"], "final_model": choices["final_model"],
+            "fixres_step": choices["fixres_step"], "code": code_version()}
+
+
+def reads_of(record: dict) -> list[dict]:
+    """The reads a guard record lists; a record written before reads were listed is one read of unknown time."""
+    if "reads" in record:
+        return list(record["reads"])
+    choices = record["choices"]
+    return [{**read_entry(choices, record["choices_hash"]), "at": None, "code": record.get("code", {})}]
+
+
 def read_test2(study: Study) -> np.ndarray:
     """The indices of `test2`, for notebook 06 only; raises :class:`Test2AlreadyUsed` if the study's choices
-    changed since it was first read."""
+    changed since it was first read. Each read is appended to the record's ``reads``."""
     choices = study_choices(study)
     key = fingerprint(choices)
     record_path = Path(study.artifacts_dir) / RECORD
@@ -85,9 +106,26 @@ def read_test2(study: Study) -> np.ndarray:
                 f"test2 was already read in {study.artifacts_dir} under other choices (changed since: "
                 f"{', '.join(changed)}); a new result on it would not come from an unused split. Run the study "
                 f"from empty artifacts.")
+        record["reads"] = [*reads_of(record), read_entry(choices, key)]
     else:
-        write_json(record_path, {"choices_hash": key, "choices": choices, "code": code_version()})
+        record = {"choices_hash": key, "choices": choices, "code": code_version(), "reads": [read_entry(choices, key)]}
+    write_json(record_path, record)
     return study.split_indices("test2")
+
+
+def merge_reads(*histories: list[dict]) -> list[dict]:
+    """Several read histories as one, each read once (by time and choices), oldest first (unknown times first)."""
+    seen = {(r["at"], r["choices_hash"]): r for history in histories for r in history}
+    return sorted(seen.values(), key=lambda r: r["at"] or "")
+
+
+def reads_table(reads: list[dict]) -> list[dict]:
+    """The reads as a reader's table rows: when, profile, final model, FixRes step, code commit."""
+    return [{"read": i, "when (UTC)": (r["at"] or "not recorded")[:16].replace("T", " "), "profile": r["profile"],
+             "final model": r["final_model"], "FixRes step": FIXRES_STEPS.get(r["fixres_step"], r["fixres_step"] or "not recorded"),
+             "code": ((r.get("code") or {}).get("commit") or "not recorded")[:10]
+             + (" (with local changes)" if (r.get("code") or {}).get("modified") else "")}
+            for i, r in enumerate(reads, 1)]
 
 
 def provenance(study: Study) -> dict:

@@ -89,7 +89,7 @@ class Selection:
                              "MFLOPs (2/MAC)": r["flops"] / 1e6, "train min": r["train_seconds"] / 60,
                              "test res (px)": ev["k_test"], "acc %": 100 * ev["accuracy"], "low %": 100 * low,
                              "high %": 100 * high,
-                             "next": "promoted" if name in rung.promoted else ("" if rung is self.rungs[-1] else "stopped")})
+                             "next": "promoted" if name in rung.promoted else ("decided by the rule" if rung is self.rungs[-1] else "stopped")})
         return pd.DataFrame(rows).round({"MFLOPs (2/MAC)": 2, "train min": 1, "acc %": 2, "low %": 2, "high %": 2})
 
     def as_dict(self) -> dict:

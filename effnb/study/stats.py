@@ -92,7 +92,7 @@ class PairedComparison:
         p = self.p_value if self.adjusted_p is None else self.adjusted_p
         return (f"{self.challenger} - {self.incumbent}: {100 * self.difference:+.2f} points "
                 f"[{100 * self.difference_low:+.2f}, {100 * self.difference_high:+.2f}], "
-                f"{self.only_challenger} vs {self.only_incumbent} discordant images, McNemar p = {p:.3g}"
+                f"{self.only_challenger} vs {self.only_incumbent} discordant images, McNemar p {_p_words(p)}"
                 f"{' (Holm)' if self.adjusted_p is not None else ''}")
 
 
@@ -106,6 +106,17 @@ def compare_paired(challenger: str, challenger_correct, incumbent: str, incumben
     low, high = paired_bootstrap_interval(a, b, confidence, seed=seed)
     return PairedComparison(challenger, incumbent, int(a.size), float(a.mean()), float(b.mean()), only_a, only_b,
                             mcnemar_exact(only_a, only_b), float(a.mean() - b.mean()), low, high)
+
+
+def format_p(p: float) -> str:
+    """A p-value for a reader: ``"< 0.0001"`` below that, else 2 significant digits (``"0.042"``, ``"1"``)."""
+    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
+
+
+def _p_words(p: float) -> str:
+    """``"= 0.042"`` or ``"< 0.0001"``: a p-value after its name."""
+    text = format_p(p)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:
@@ -148,23 +159,30 @@ class DecisionRule:
             raise ValueError(f"the incumbent {self.incumbent!r} has no results (got {sorted(correct)})")
         comparisons = [compare_paired(name, c, self.incumbent, correct[self.incumbent], self.confidence, seed)
                        for name, c in correct.items() if name != self.incumbent]
-        if self.holm and comparisons:
-            adjusted = holm_adjust([c.p_value for c in comparisons])
-            comparisons = [PairedComparison(**{**asdict(c), "adjusted_p": p}) for c, p in zip(comparisons, adjusted)]
+        if not comparisons:
+            inc = format_correct(correct[self.incumbent])
+            return Decision(self, self.incumbent, False, f"{self.incumbent} had no challenger: it stands ({inc}).", [])
+        return self.decide_comparisons(comparisons)
+
+    def decide_comparisons(self, comparisons: Sequence[PairedComparison]) -> Decision:
+        """Apply the rule to comparisons already made against the incumbent (for instance read from a committed
+        record); any ``adjusted_p`` they carry is replaced by the Holm adjustment over these challengers."""
+        if not comparisons or any(c.incumbent != self.incumbent for c in comparisons):
+            raise ValueError(f"need comparisons against {self.incumbent!r}, got "
+                             f"{[(c.challenger, c.incumbent) for c in comparisons]}")
+        adjusted = holm_adjust([c.p_value for c in comparisons]) if self.holm else [None] * len(comparisons)
+        comparisons = [PairedComparison(**{**asdict(c), "adjusted_p": p}) for c, p in zip(comparisons, adjusted)]
         winners = [c for c in comparisons if c.beats_incumbent(self.alpha)]
-        inc = format_correct(correct[self.incumbent])
+        inc = format_accuracy(comparisons[0].incumbent_accuracy, comparisons[0].n)
         if winners:
             best = max(winners, key=lambda c: c.challenger_accuracy)
             sentence = (f"{best.challenger} beats {self.incumbent} beyond the noise ({best.describe()}): "
                         f"the study switches from {self.incumbent} ({self.why_incumbent}, {inc}) to {best.challenger} "
-                        f"({format_correct(correct[best.challenger])}).")
+                        f"({format_accuracy(best.challenger_accuracy, best.n)}).")
             return Decision(self, best.challenger, True, sentence, comparisons)
-        if comparisons:
-            closest = max(comparisons, key=lambda c: c.difference)
-            sentence = (f"No challenger beats {self.incumbent} beyond the noise (closest: {closest.describe()}): "
-                        f"{self.incumbent}, {self.why_incumbent}, stands ({inc}).")
-        else:
-            sentence = f"{self.incumbent} had no challenger: it stands ({inc})."
+        closest = max(comparisons, key=lambda c: c.difference)
+        sentence = (f"No challenger beats {self.incumbent} beyond the noise (closest: {closest.describe()}): "
+                    f"{self.incumbent}, {self.why_incumbent}, stands ({inc}).")
         return Decision(self, self.incumbent, False, sentence, comparisons)
 
 
@@ -226,14 +244,20 @@ class Decision:
     comparisons: list[PairedComparison] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
-        """One row per comparison made: accuracies, difference with its interval, discordant counts, p-values."""
-        rows = [{"candidate": c.challenger, "against": c.incumbent, "acc %": 100 * c.challenger_accuracy,
-                 "against acc %": 100 * c.incumbent_accuracy, "diff (points)": 100 * c.difference,
-                 "diff low": 100 * c.difference_low, "diff high": 100 * c.difference_high,
+        """One row per comparison made, in words a reader can take in: accuracies and the difference with its
+        interval in points (2 decimals), discordant counts, p-values as :func:`format_p` writes them (Holm "not
+        applied" under a rule without it), "yes"/"no"; indexed by the candidate."""
+        rows = [{"candidate": c.challenger, "against": c.incumbent, "accuracy": f"{100 * c.challenger_accuracy:.2f} %",
+                 "against accuracy": f"{100 * c.incumbent_accuracy:.2f} %",
+                 "difference (points) [95 % CI]": f"{100 * c.difference:+.2f} [{100 * c.difference_low:+.2f}, "
+                                                  f"{100 * c.difference_high:+.2f}]",
                  "only candidate right": c.only_challenger, "only against right": c.only_incumbent,
-                 "McNemar p": c.p_value, "Holm p": c.adjusted_p, "beats it": c.beats_incumbent(self.rule.alpha)}
+                 "McNemar p": format_p(c.p_value),
+                 "Holm p": format_p(c.adjusted_p) if c.adjusted_p is not None else
+                 "not needed (fixed sequence)" if isinstance(self.rule, CostOrderedRule) else "not applied",
+                 "beats it": "yes" if c.beats_incumbent(self.rule.alpha) else "no"}
                 for c in self.comparisons]
-        return pd.DataFrame(rows).round(4)
+        return pd.DataFrame(rows).set_index("candidate") if rows else pd.DataFrame(rows)
 
     def as_dict(self) -> dict:
         """JSON-ready record of the rule, the choice and every comparison."""
