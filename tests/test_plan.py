@@ -108,7 +108,8 @@ def test_plans_read_back_and_damaged_ones_are_named(tmp_path):
         load_plan(tmp_path / "old.json")
     assert "Budget 120 min" in describe_plan(plan)
     rows = planned_against_actual(plan, {"01_data": 60.0})
-    assert rows[0]["actual min"] == 1.0 and rows[1]["actual min"] is None
+    assert rows[0]["actual min"] == 1.0 and rows[1]["actual min"] is None and rows[-1]["actual min"] is None
+    assert rows[-1]["planned min"] == pytest.approx(sum(plan["planned_minutes"].values()), abs=0.1)
 
 
 class FakeStudy:

@@ -81,7 +81,7 @@ def results_markdown(final: dict) -> str:
         lines += ["", "**Decisions** (each rule was printed in its notebook before the results):", "",
                   "| question | chosen | why |", "| --- | --- | --- |"]
         lines += [f"| {d['rule']['question']} | {d['chosen']} | {d['sentence']} |" for d in decisions.values()]
-    lines += ["", f"**Final table on `test2`** ({final['test2_images']:,} images no decision saw; accuracy with its "
+    lines += ["", f"**Final table on `test2`** ({final['test2_images']:,} images, read by notebook 06 after every choice of its run was fixed; accuracy with its "
                   "95 % Wilson interval):", "", "| model | test res (px) | loss | accuracy | extra CPU s |",
               "| --- | --- | --- | --- | --- |"]
     for r in final["rows"]:

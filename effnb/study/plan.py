@@ -318,16 +318,21 @@ def describe_plan(plan: dict) -> str:
     timed = (f" The training step was timed on {plan['machine']} ({rates}) in {plan['planning_seconds']:.0f} s, "
              f"counted in the budget." if "timings" in plan else "")
     return (f"Budget {plan['budget_minutes']:g} min.{timed} Selection runs train {rungs} equivalent epoch(s); the final "
-            f"model gets {final}; FixRes and 06 have a reserve of {plan['reserve_minutes']:.0f} min; "
+            f"model gets {final}; FixRes and 06 have a reserve of {plan['reserve_minutes']:.1f} min; "
             f"{100 * plan['margin']:.0f} % ({plan['budget_minutes'] * plan['margin']:.0f} min) is held back for the "
             f"machine's swings.")
 
 
 def planned_against_actual(plan: dict, actual_seconds: dict[str, float | None]) -> list[dict]:
-    """One row per notebook: planned and actual minutes (actual: papermill's wall time, None if it did not run)."""
+    """One row per notebook: planned and actual minutes (actual: papermill's wall time, None if it did not run), and
+    a last row for the whole study (its actual minutes include the planning before 01)."""
     rows = []
     for stem in STAGES:
         seconds = actual_seconds.get(stem)
         rows.append({"notebook": stem, "planned min": round(plan["planned_minutes"][stem], 1),
                      "actual min": None if seconds is None else round(seconds / 60, 1)})
+    spent = [actual_seconds.get(stem) for stem in STAGES]
+    rows.append({"notebook": f"all (budget {plan['budget_minutes']:g})",
+                 "planned min": round(sum(plan["planned_minutes"].values()), 1),
+                 "actual min": None if None in spent else round((sum(spent) + plan.get("planning_seconds", 0)) / 60, 1)})
     return rows
