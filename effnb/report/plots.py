@@ -13,7 +13,7 @@ import seaborn as sns
 import torch
 from IPython.display import Image, display
 from matplotlib.colors import ListedColormap
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from effnb.data.transforms import denormalize
 from effnb.study.compute import ComputePoint, frontier
@@ -264,13 +264,17 @@ def plot_accuracy_vs_compute(points: Sequence[ComputePoint], named: bool = False
                 ax.annotate(p.model, (getattr(p, attr), 100 * p.high if i % 2 else 100 * p.low),
                             textcoords="offset points", xytext=(0, 4 if i % 2 else -11), ha="center", fontsize=8)
         ax.set_xscale("log")
-        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):  # 21, 3.2e+11: never 2.1×10¹
-            axis(FuncFormatter(lambda v, _: f"{v:.3g}" if v < 1e4 else f"{v:.2g}"))
+        plain = FuncFormatter(lambda v, _: f"{v:.3g}" if v < 1e4 else f"{v:.2g}")  # 21, 3.2e+11: never 2.1×10¹
+        ax.xaxis.set_major_formatter(plain)
+        values = [getattr(p, attr) for p in points]
+        # minor ticks are labelled only within one decade, where there are no major ones to read (else they overlap)
+        ax.xaxis.set_minor_formatter(plain if max(values) < 10 * min(values) else NullFormatter())
         if attr == "train_flops":
             ax.tick_params(axis="x", which="both", labelrotation=35, labelsize=8)
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel("accuracy % (95 % Wilson interval)")
-    axes[0].legend(fontsize=8, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=len(labels), frameon=False)
     axes[0].set_title("dashed: the best accuracy each budget buys", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))  # room for the legend below the panels, off the points
     return fig
