@@ -39,7 +39,7 @@ import torch
 from IPython.display import Markdown, display
 
 from effnb import seed_study
-from effnb.data import P_RANGE, TestSize, eval_batch, expected_sigma, find_duplicates, make_splits, recommended_test_resolution, resolution_ratio, sigma_distribution, spanning, train_batch
+from effnb.data import P_RANGE, TestSize, eval_batch, expected_sigma, find_duplicates, recommended_test_resolution, resolution_ratio, sigma_distribution, train_batch
 from effnb.report import crop_explorer, draw_crop, plot_histogram, plot_sizes, show_explorer, show_images, show_jpeg, size_summary
 from effnb.study import describe_plan, open_study, planned_against_actual, read_plan
 
@@ -96,11 +96,9 @@ if plan:
 
 # %%
 dups = find_duplicates(cache, study.root)
-ignoring_copies = make_splits(cache.labels, seed, study.profile.data.test_size, study.profile.data.test2_size)
-used = {name: study.split_indices(name) for name in ("train", "test", "test2")}
-before, after = spanning(dups.groups, ignoring_copies), spanning(dups.groups, used)
-dup_counts = dups.counts(cache.labels) | {"groups across splits, a split ignoring them": before,
-                              "groups across splits, the study's splits": after}
+across = study.groups_across_splits(dups.groups)
+before, after = across.values()
+dup_counts = dups.counts(cache.labels) | across
 display(pd.Series(dup_counts).to_frame(f"count (pHash ≤ {dups.threshold} bits)"))
 pairs = dups.examples(8)
 if len(pairs):

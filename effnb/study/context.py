@@ -20,7 +20,7 @@ import torch
 from effnb import __version__
 from effnb.data.cache import ImageCache, build_cache
 from effnb.data.download import resolve_data_dir
-from effnb.data.duplicates import find_duplicates
+from effnb.data.duplicates import find_duplicates, spanning
 from effnb.data.splits import make_splits, subset
 from effnb.nn.model import NetSpec
 from effnb.study.outputs import NOTEBOOKS, Typed, read_output, write_output
@@ -78,6 +78,15 @@ class Study:
                                for name in (*self.splits, "test2")}, index=self.cache.classes)
         counts.loc["total"] = counts.sum()
         return counts
+
+    def groups_across_splits(self, groups: np.ndarray) -> dict[str, int]:
+        """How many duplicate groups span two splits (``test2`` included, by membership only, no pixels): under a
+        split that ignored them, and under the study's splits."""
+        d = self.profile.data
+        ignoring = make_splits(self.cache.labels, self.seed, d.test_size, d.test2_size)
+        used = {**self.splits, "test2": self._test2}
+        return {"groups across splits, a split ignoring them": spanning(groups, ignoring),
+                "groups across splits, the study's splits": spanning(groups, used)}
 
     @property
     def data_key(self) -> str:
