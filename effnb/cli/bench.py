@@ -54,12 +54,11 @@ class StepVariant:
     threads: int | None = None
 
 
-FIT_STEP = StepVariant(optimizer="fused")
-
-
-def step_runner(spec: NetSpec, variant: StepVariant = StepVariant(), batch: int = 64) -> Callable[[int], float]:
+def step_runner(spec: NetSpec, variant: StepVariant = StepVariant(), batch: int = 64,
+                clock: Callable[[], float] = time.perf_counter) -> Callable[[int], float]:
     """A model and optimiser warmed up with two steps on random tensors already in memory; the returned callable
-    trains ``steps`` more and gives images/s."""
+    trains ``steps`` more and gives images per second of ``clock`` (``time.thread_time`` on one thread: the CPU
+    time of the work, which other processes on a busy machine do not inflate)."""
     torch.manual_seed(0)
     fmt = torch.channels_last if variant.channels_last else torch.contiguous_format
     batch = variant.batch or batch
@@ -74,7 +73,7 @@ def step_runner(spec: NetSpec, variant: StepVariant = StepVariant(), batch: int 
         threads = torch.get_num_threads()
         torch.set_num_threads(variant.threads or threads)
         try:
-            start, sums = time.perf_counter(), torch.zeros(2)
+            start, sums = clock(), torch.zeros(2)
             for _ in range(steps):
                 with autocast(cpu, variant.bf16):
                     logits = model(x)
@@ -89,7 +88,7 @@ def step_runner(spec: NetSpec, variant: StepVariant = StepVariant(), batch: int 
                 else:
                     sums += torch.stack([loss.detach() * batch, (logits.argmax(1) == y).sum()])
             sums.tolist()  # the one read of an epoch without per-step syncs
-            return steps * batch / (time.perf_counter() - start)
+            return steps * batch / (clock() - start)
         finally:
             torch.set_num_threads(threads)
 
@@ -287,11 +286,11 @@ def step_variants(final: NetSpec) -> tuple[dict[str, tuple[NetSpec, StepVariant]
     """The training-step variants ``effnb bench --step`` times, each with the network it trains, and the reference
     each is compared with (today's step of that network)."""
     today = f"today's step, {final.name}"
-    one = {"AdamW foreach=True": StepVariant(optimizer="foreach"), "AdamW fused=True": StepVariant(optimizer="fused"),
+    one = {"today's step again (A/A control: the noise)": StepVariant(),
+           "AdamW foreach=True": StepVariant(optimizer="foreach"), "AdamW fused=True": StepVariant(optimizer="fused"),
            "no host sync per step": StepVariant(syncs=False), "contiguous (NCHW)": StepVariant(channels_last=False),
            "bf16 autocast": StepVariant(bf16=True), "batch 16": StepVariant(batch=16),
-           "batch 64": StepVariant(batch=64), "1 intra-op thread": StepVariant(threads=1),
-           "fit's step now": FIT_STEP}
+           "batch 64": StepVariant(batch=64), "1 intra-op thread": StepVariant(threads=1)}
     variants = {today: (final, StepVariant()), **{name: (final, v) for name, v in one.items()}}
     references = {name: today for name in one}
     for phi in (0, 2):
@@ -302,6 +301,20 @@ def step_variants(final: NetSpec) -> tuple[dict[str, tuple[NetSpec, StepVariant]
     return variants, references
 
 
+def bench_step_cpu_time(rows: Rows, final: NetSpec, batch: int, steps: int, rounds: int) -> None:
+    """The variants of ``final``'s step that do not change threads, on one thread, timed by that thread's CPU time."""
+    variants, references = step_variants(final)
+    single = {name: (net, replace(v, threads=1)) for name, (net, v) in variants.items()
+              if net is final and v.threads is None}
+    runners = {name: step_runner(net, v, batch, time.thread_time) for name, (net, v) in single.items()}
+    cpu_bound = interleaved_ratios({name: (lambda r=run: r(steps)) for name, run in runners.items()}, references, rounds)
+    print(f"on one thread, images per CPU-second of that thread (what other processes do not inflate), "
+          f"{rounds} rounds: median, ratio to today's step (median, lowest-highest)")
+    for name, (rate, ratio, low, high) in cpu_bound.items():
+        rows.record(f"step on 1 thread, CPU time: {name}" + (f" (batch {single[name][1].batch})" if single[name][1].batch
+                                                           else ""), rate, f"{ratio:.2f}x [{low:.2f}-{high:.2f}]")
+
+
 def bench_step(rows: Rows, final: NetSpec, batch: int, steps: int, rounds: int) -> None:
     """The profile of today's training step, then every variant interleaved against it, with ratios, GFLOP/s against
     the CPU's estimated peak, and 2 single-thread gloo ranks against 1 process with 2 threads."""
@@ -310,6 +323,7 @@ def bench_step(rows: Rows, final: NetSpec, batch: int, steps: int, rounds: int) 
     print(f"top operators of today's step ({final.name} @{final.resolution}px, batch {batch}), share of self CPU time:")
     for name, share in profile_step(final, batch):
         print(f"  {name:<40} {100 * share:5.1f} %")
+    bench_step_cpu_time(rows, final, batch, steps, rounds)
     variants, references = step_variants(final)
     runners = {name: step_runner(net, v, batch) for name, (net, v) in variants.items()}
     measured = interleaved_ratios({name: (lambda r=run: r(steps)) for name, run in runners.items()}, references, rounds)

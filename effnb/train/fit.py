@@ -92,19 +92,12 @@ class TrainState:
     ema_state: dict | None = None  # the AveragedModel's state dict (weights, BN buffers, n_averaged)
 
 
-def fused_optimizers(params: list[nn.Parameter]) -> dict:
-    """``fused=True`` where every parameter lives on the CPU or CUDA: Adam(W) updates all parameters in one kernel
-    instead of a dozen small operations per parameter (``effnb bench --step``: the per-parameter loop's ``sqrt``,
-    ``div`` and ``add_`` took about a tenth of the CPU step of phi = 1); elsewhere torch's default."""
-    return {"fused": True} if params and all(p.device.type in ("cpu", "cuda") for p in params) else {}
-
-
 def make_optimizer(params: list[nn.Parameter], config: TrainConfig, steps_per_epoch: int):
     """Optimizer and scheduler for ``config`` (the scheduler steps per batch, except plateau: per epoch)."""
     if config.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fused_optimizers(params))
+        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     elif config.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=config.lr, **fused_optimizers(params))
+        opt = torch.optim.Adam(params, lr=config.lr)
     else:
         opt = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True)
     total = max(10, config.epochs * steps_per_epoch)  # OneCycleLR needs a few steps per phase
