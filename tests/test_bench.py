@@ -31,3 +31,35 @@ def test_every_bench_path_runs_and_the_fp32_ones_agree_with_the_plain_path(small
         assert torch.equal(got, labels), label
         if not options.get("bf16"):
             torch.testing.assert_close(logits, plain, rtol=1e-4, atol=1e-4, msg=label)
+
+
+def test_interleaved_ratios_compare_each_round_with_its_own_reference():
+    from effnb.cli.bench import interleaved_ratios
+
+    ref = iter([100.0, 50.0, 80.0])  # the machine slows down and recovers: the per-round ratio stays
+    fast = iter([150.0, 75.0, 100.0])
+    out = interleaved_ratios({"ref": lambda: next(ref), "fast": lambda: next(fast)}, {"fast": "ref"}, rounds=3)
+    assert out["ref"] == (80.0, 1.0, 1.0, 1.0)
+    assert out["fast"] == (100.0, 1.5, 1.25, 1.5)
+
+
+@pytest.mark.parametrize("vendor, flags, lanes", [("AuthenticAMD", "fma avx2 avx512f", 8),
+                                                  ("GenuineIntel", "fma avx2 avx512f", 16),
+                                                  ("GenuineIntel", "fma avx2", 8), ("GenuineIntel", "sse2", 4)])
+def test_the_cpu_peak_is_cores_fma_units_lanes_two_and_the_clock(monkeypatch, vendor, flags, lanes):
+    import effnb.utils.device as device
+
+    monkeypatch.setattr(device, "_cpuinfo", lambda: {"vendor_id": vendor, "flags": flags, "cpu MHz": "2500.000"})
+    peak, derivation = device.cpu_peak_gflops(cores=2)
+    assert peak == pytest.approx(2 * 2 * lanes * 2 * 2.5)
+    assert "estimate" in derivation and f"{lanes} fp32 lanes" in derivation
+
+
+def test_every_step_variant_trains():
+    from effnb.cli.bench import step_runner, step_variants
+    from tests.synthetic import TINY_SPEC
+
+    variants, references = step_variants(TINY_SPEC)
+    assert set(references.values()) <= set(variants)
+    for name, (_, variant) in variants.items():  # the tiny network in each variant's setting
+        assert step_runner(TINY_SPEC, variant, batch=8)(1) > 0, name

@@ -10,46 +10,96 @@ each value that has to fall back is printed as such.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from effnb.data.fixres import estimate_sigma, recommended_test_resolution
+from effnb.nn.flops import count_flops
 from effnb.nn.model import BASELINES, EffNet, NetSpec, fused_early
 from effnb import seed_study
 from effnb.nn.scaling import scale
-from effnb.study.context import Study, prepare_study
+from effnb.study.context import Study, prepare_study, resolve_artifacts_dir
+from effnb.study.profiles import Profile, get_profile
 from effnb.study.outputs import read_output
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.feed import EVAL_BATCH, Feed
+from effnb.train.distributed import rank_throughput
 from effnb.train.fit import TrainConfig, fit
 from effnb.train.inference import bf16_is_fast, evaluate, faster_fp32_path, predict
 from effnb.train.modes import autocast
+from effnb.train.recipes import get_recipe
 from effnb.train.onnx_runtime import ort_available, ort_forward
+from effnb.utils.device import cpu_name, cpu_peak_gflops
+
+
+@dataclass(frozen=True)
+class StepVariant:
+    """One way to run the training step; the defaults are the step ``fit`` ran before ``effnb bench --step`` chose
+    its winners: channels-last, AdamW's per-parameter loop, the loss and accuracy read on the host after each step
+    (and a finiteness check before it), fp32, the recipe's batch, torch's threads."""
+
+    channels_last: bool = True
+    optimizer: Literal["loop", "foreach", "fused"] = "loop"
+    syncs: bool = True
+    bf16: bool = False
+    batch: int | None = None
+    threads: int | None = None
+
+
+def step_runner(spec: NetSpec, variant: StepVariant = StepVariant(), batch: int = 64,
+                clock: Callable[[], float] = time.perf_counter) -> Callable[[int], float]:
+    """A model and optimiser warmed up with two steps on random tensors already in memory; the returned callable
+    trains ``steps`` more and gives images per second of ``clock`` (``time.thread_time`` on one thread: the CPU
+    time of the work, which other processes on a busy machine do not inflate)."""
+    torch.manual_seed(0)
+    fmt = torch.channels_last if variant.channels_last else torch.contiguous_format
+    batch = variant.batch or batch
+    model = EffNet(spec).to(memory_format=fmt).train()
+    impl = {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[variant.optimizer]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, **impl)
+    x = torch.randn(batch, 3, spec.resolution, spec.resolution).contiguous(memory_format=fmt)
+    y = torch.randint(0, spec.num_classes, (batch,))
+    cpu = torch.device("cpu")
+
+    def run(steps: int) -> float:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(variant.threads or threads)
+        try:
+            start, sums = clock(), torch.zeros(2)
+            for _ in range(steps):
+                with autocast(cpu, variant.bf16):
+                    logits = model(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=0.1)
+                if variant.syncs and not torch.isfinite(loss):
+                    raise RuntimeError("the benchmark's loss diverged")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if variant.syncs:
+                    sums += torch.tensor([loss.item() * batch, (logits.argmax(1) == y).sum().item()])
+                else:
+                    sums += torch.stack([loss.detach() * batch, (logits.argmax(1) == y).sum()])
+            sums.tolist()  # the one read of an epoch without per-step syncs
+            return steps * batch / (clock() - start)
+        finally:
+            torch.set_num_threads(threads)
+
+    run(2)
+    return run
 
 
 def model_step_rate(spec: NetSpec, batch: int = 64, steps: int = 12, channels_last: bool = True,
                     bf16: bool = False) -> float:
     """Training steps on random tensors already in memory, in images/s."""
-    torch.manual_seed(0)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = EffNet(spec).to(memory_format=fmt).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, 3, spec.resolution, spec.resolution).contiguous(memory_format=fmt)
-    y = torch.randint(0, spec.num_classes, (batch,))
-    for i in range(2 + steps):
-        if i == 2:
-            start = time.perf_counter()
-        with autocast(torch.device("cpu"), bf16):
-            loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return steps * batch / (time.perf_counter() - start)
+    return step_runner(spec, StepVariant(channels_last=channels_last, bf16=bf16), batch)(steps)
 
 
 def pipeline_rate(feed: Feed, batches: int) -> float:
@@ -63,12 +113,10 @@ def pipeline_rate(feed: Feed, batches: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def study_choices(study: Study) -> tuple[NetSpec, str | None, float, list[str]]:
-    """The final model's spec, its trained checkpoint (if any) and σ, from the study's notebook outputs.
-
-    Returns ``(spec, checkpoint or None, sigma, notes)``; every note names a value that is not the study's.
-    """
-    notes, out = [], study.artifacts_dir
+def final_choice(out: Path, profile: Profile) -> tuple[NetSpec, str | None, list[str]]:
+    """The final model's spec and its trained checkpoint (if any) from the notebook outputs in ``out``; every note
+    names a value that is not the study's."""
+    notes = []
     scaling = read_output(out, "scaling", required=False)
     if scaling is not None:
         spec, checkpoint = NetSpec.from_dict(scaling["spec"]), scaling.get("checkpoint")
@@ -80,8 +128,18 @@ def study_choices(study: Study) -> tuple[NetSpec, str | None, float, list[str]]:
             notes.append(f"no {out}/baselines.json: baseline C (the seed's choice), not the study's")
         if grid is None:
             notes.append(f"no {out}/grid.json: alpha, beta, gamma = {abg} (the seed's experiment 1), not the study's")
-        notes.append(f"no {out}/scaling.json: phi = {study.profile.final.phi} from the profile, untrained weights")
-        spec, checkpoint = scale(BASELINES[base], *abg, study.profile.final.phi), None
+        notes.append(f"no {out}/scaling.json: phi = {profile.final.phi} from the profile, untrained weights")
+        spec, checkpoint = scale(BASELINES[base], *abg, profile.final.phi), None
+    return spec, checkpoint, notes
+
+
+def study_choices(study: Study) -> tuple[NetSpec, str | None, float, list[str]]:
+    """The final model's spec, its trained checkpoint (if any) and σ, from the study's notebook outputs.
+
+    Returns ``(spec, checkpoint or None, sigma, notes)``; every note names a value that is not the study's.
+    """
+    out = study.artifacts_dir
+    spec, checkpoint, notes = final_choice(out, study.profile)
     data = read_output(out, "data", required=False)
     if data is not None:
         sigma = data["sigma"]
@@ -105,13 +163,30 @@ def eval_paths(onnx: bool) -> dict[str, dict]:
     return paths
 
 
-def interleaved(measurements: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    """Median of each measurement over ``rounds`` rounds, the measurements taking turns within each round."""
+def _rounds(measurements: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Each measurement's value in each of ``rounds`` rounds, the measurements taking turns within each round."""
     values: dict[str, list[float]] = {name: [] for name in measurements}
     for _ in range(rounds):
         for name, measure in measurements.items():
             values[name].append(measure())
-    return {name: statistics.median(v) for name, v in values.items()}
+    return values
+
+
+def interleaved(measurements: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Median of each measurement over ``rounds`` rounds, the measurements taking turns within each round."""
+    return {name: statistics.median(v) for name, v in _rounds(measurements, rounds).items()}
+
+
+def interleaved_ratios(measurements: dict[str, Callable[[], float]], references: dict[str, str],
+                       rounds: int) -> dict[str, tuple[float, float, float, float]]:
+    """Interleaved rounds; per measurement its median value and the median, lowest and highest of its ratio to its
+    reference (``references[name]``, itself by default) measured in the same round."""
+    values = _rounds(measurements, rounds)
+    out = {}
+    for name, v in values.items():
+        ratios = [a / b for a, b in zip(v, values[references.get(name, name)])]
+        out[name] = (statistics.median(v), statistics.median(ratios), min(ratios), max(ratios))
+    return out
 
 
 class Rows(list):
@@ -194,18 +269,78 @@ def bench_scaling(rows: Rows, batch: int, steps: int, rounds: int) -> None:
         rows.record(f"model-only train step, {name}", rate, f"{reference / rate:.2f}x phi = 2's time per image")
 
 
-def bench_variants(rows: Rows, batch: int, steps: int) -> None:
-    """Baseline C's train step in NCHW, at two other batch sizes, and on one thread."""
-    base = BASELINES["C"]
-    rows.record("variant: contiguous (NCHW) memory format, C @64px", model_step_rate(base, batch, steps, False))
-    for b in (32, 128):
-        rows.record(f"variant: batch {b}, C @64px", model_step_rate(base, b, max(3, steps * 64 // b)))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rows.record("variant: 1 thread, C @64px", model_step_rate(base, batch, steps))
-    finally:
-        torch.set_num_threads(threads)
+def profile_step(spec: NetSpec, batch: int, steps: int = 5, top: int = 8) -> list[tuple[str, float]]:
+    """The operators taking the most self CPU time in ``steps`` of today's training step, with their share."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run = step_runner(spec, batch=batch)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run(steps)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return [(e.key, e.self_cpu_time_total / total) for e in ranked]
+
+
+def step_variants(final: NetSpec) -> tuple[dict[str, tuple[NetSpec, StepVariant]], dict[str, str]]:
+    """The training-step variants ``effnb bench --step`` times, each with the network it trains, and the reference
+    each is compared with (today's step of that network)."""
+    today = f"today's step, {final.name}"
+    one = {"today's step again (A/A control: the noise)": StepVariant(),
+           "AdamW foreach=True": StepVariant(optimizer="foreach"), "AdamW fused=True": StepVariant(optimizer="fused"),
+           "no host sync per step": StepVariant(syncs=False), "contiguous (NCHW)": StepVariant(channels_last=False),
+           "bf16 autocast": StepVariant(bf16=True), "batch 16": StepVariant(batch=16),
+           "batch 64": StepVariant(batch=64), "1 intra-op thread": StepVariant(threads=1)}
+    variants = {today: (final, StepVariant()), **{name: (final, v) for name, v in one.items()}}
+    references = {name: today for name in one}
+    for phi in (0, 2):
+        net = scale(BASELINES["C"], *seed_study.GRID_MULTIPLIERS[0], phi)
+        variants[f"today's step, phi = {phi}"] = (net, StepVariant())
+        variants[f"contiguous (NCHW), phi = {phi}"] = (net, StepVariant(channels_last=False))
+        references[f"contiguous (NCHW), phi = {phi}"] = f"today's step, phi = {phi}"
+    return variants, references
+
+
+def bench_step_cpu_time(rows: Rows, final: NetSpec, batch: int, steps: int, rounds: int) -> None:
+    """The variants of ``final``'s step that do not change threads, on one thread, timed by that thread's CPU time."""
+    variants, references = step_variants(final)
+    single = {name: (net, replace(v, threads=1)) for name, (net, v) in variants.items()
+              if net is final and v.threads is None}
+    runners = {name: step_runner(net, v, batch, time.thread_time) for name, (net, v) in single.items()}
+    cpu_bound = interleaved_ratios({name: (lambda r=run: r(steps)) for name, run in runners.items()}, references, rounds)
+    print(f"on one thread, images per CPU-second of that thread (what other processes do not inflate), "
+          f"{rounds} rounds: median, ratio to today's step (median, lowest-highest)")
+    for name, (rate, ratio, low, high) in cpu_bound.items():
+        rows.record(f"step on 1 thread, CPU time: {name}" + (f" (batch {single[name][1].batch})" if single[name][1].batch
+                                                           else ""), rate, f"{ratio:.2f}x [{low:.2f}-{high:.2f}]")
+
+
+def bench_step(rows: Rows, final: NetSpec, batch: int, steps: int, rounds: int) -> None:
+    """The profile of today's training step, then every variant interleaved against it, with ratios, GFLOP/s against
+    the CPU's estimated peak, and 2 single-thread gloo ranks against 1 process with 2 threads."""
+    peak, derivation = cpu_peak_gflops()
+    print(f"CPU: {cpu_name()}; fp32 peak {derivation}; load average {os.getloadavg()[0]:.2f}")
+    print(f"top operators of today's step ({final.name} @{final.resolution}px, batch {batch}), share of self CPU time:")
+    for name, share in profile_step(final, batch):
+        print(f"  {name:<40} {100 * share:5.1f} %")
+    bench_step_cpu_time(rows, final, batch, steps, rounds)
+    variants, references = step_variants(final)
+    runners = {name: step_runner(net, v, batch) for name, (net, v) in variants.items()}
+    measured = interleaved_ratios({name: (lambda r=run: r(steps)) for name, run in runners.items()}, references, rounds)
+    measured.update(interleaved_ratios({"1 process x 2 threads": lambda: rank_throughput(final, 1, 2, steps, batch),
+                                        "2 gloo ranks x 1 thread": lambda: rank_throughput(final, 2, 1, steps, batch)},
+                                       {"2 gloo ranks x 1 thread": "1 process x 2 threads"}, rounds))
+    variants.update({name: (final, StepVariant()) for name in ("1 process x 2 threads", "2 gloo ranks x 1 thread")})
+    print(f"interleaved, {rounds} rounds of {steps} steps: img/s (median), ratio to the reference (median, "
+          f"lowest-highest), training GFLOP/s (3 x forward FLOPs per image) and share of the peak; "
+          f"load average now {os.getloadavg()[0]:.2f}")
+    for name, (rate, ratio, low, high) in measured.items():
+        net, v = variants[name]
+        gflops = 3 * count_flops(net) * rate / 1e9
+        ref = references.get(name) or ("1 process x 2 threads" if "ranks" in name else None)
+        rows.record(f"step: {name}" + (f" (batch {v.batch})" if v.batch else ""), rate,
+                    (f"{ratio:.2f}x [{low:.2f}-{high:.2f}] " if ref else "reference ") +
+                    f"{gflops:.1f} GFLOP/s, {100 * gflops / peak:.0f} % of peak")
 
 
 def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "artifacts", steps: int = 12,
@@ -228,5 +363,21 @@ def run_bench(data_dir: str | None, profile: str = "cpu", artifacts_dir: str = "
     bench_training(rows, study, final, steps)
     bench_evaluation(rows, study, final, sigma, checkpoint, steps, rounds, eval_images)
     bench_scaling(rows, batch, steps, rounds)
-    bench_variants(rows, batch, steps)
+    bench_step(rows, final, batch, steps, rounds)
+    return list(rows)
+
+
+def run_step_bench(profile: str = "cpu", artifacts_dir: str = "artifacts", steps: int = 12, rounds: int = 5,
+                   checkpoint: str | None = None) -> list[dict]:
+    """Only the training step's variants (:func:`bench_step`) of the final model at the profile's batch: no data."""
+    prof = get_profile(profile)
+    final, _, notes = final_choice(resolve_artifacts_dir(artifacts_dir), prof)
+    if checkpoint is not None:
+        final, notes = load_checkpoint(checkpoint)[0].spec, [f"the model is {checkpoint}, as asked"]
+    batch = get_recipe(prof.recipe).batch_size
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch}; {final.name} @{final.resolution}px")
+    for note in notes:
+        print(f"note: {note}")
+    rows = Rows()
+    bench_step(rows, final, batch, steps, rounds)
     return list(rows)
