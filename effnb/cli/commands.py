@@ -130,10 +130,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from effnb.cli.bench import run_bench
+    from effnb.cli.bench import run_bench, run_step_bench
 
-    run_bench(args.data_dir, args.profile, args.artifacts_dir, args.steps, args.rounds, args.eval_images,
-              args.checkpoint)
+    if args.step:
+        run_step_bench(args.profile, args.artifacts_dir, args.steps, args.rounds, args.checkpoint)
+    else:
+        run_bench(args.data_dir, args.profile, args.artifacts_dir, args.steps, args.rounds, args.eval_images,
+                  args.checkpoint)
     return 0
 
 
@@ -240,6 +243,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--rounds", type=positive_int, default=3, help="rounds of the interleaved comparisons (median)")
     p.add_argument("--eval-images", type=positive_int, default=1000, help="test images per evaluation measurement")
     p.add_argument("--checkpoint", help="the model to measure (default: the study's final model in --artifacts-dir)")
+    p.add_argument("--step", action="store_true", help="only the training step: its profile, its variants and 2 gloo "
+                   "ranks against 1 process, interleaved (no data needed)")
     p.set_defaults(func=cmd_bench)
 
 
