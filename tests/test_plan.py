@@ -75,16 +75,15 @@ def test_a_budget_too_small_is_refused_with_the_minutes_it_needs():
 @pytest.mark.parametrize("seconds", [600.0, 1800.0])
 def test_final_epochs_are_the_most_that_fit(seconds, monkeypatch):
     model, spec = machine(150.0), BASELINES["C"]
-    img_s = 1 / (model.train_a + model.train_b * gflops(spec))
-    epochs = final_epochs(model, RECIPE, spec, img_s, COUNTS.train, seconds)
+    epochs = final_epochs(model, RECIPE, spec, COUNTS.train, seconds)
 
     def cost(e: int) -> float:
         return model.run_seconds(RECIPE.train_config(spec.resolution, e), spec.resolution, gflops(spec), COUNTS.train)
 
     assert cost(epochs) <= seconds < cost(epochs + 1)
+    assert final_epochs(machine(75.0), RECIPE, spec, COUNTS.train, seconds) < epochs  # a slower machine, fewer
     monkeypatch.setattr(plan_module, "MAX_FINAL_EPOCHS", 12)
-    assert final_epochs(model, RECIPE, spec, img_s, 10, 1e9) == 12  # never more than the cap
-    assert final_epochs(model, RECIPE, spec, img_s / 2, COUNTS.train, seconds) < epochs  # a slower network, fewer
+    assert final_epochs(model, RECIPE, spec, 10, 1e9) == 12  # never more than the cap
 
 
 def test_apply_plan_sets_the_epochs_and_checks_the_profile():
@@ -145,6 +144,29 @@ def test_the_final_epochs_are_fixed_once_and_reused(small_cache, tmp_path, monke
     assert saved["epochs"] == epochs and saved["network"] == "C"
     monkeypatch.setattr(budget, "time_steps", lambda *a, **k: pytest.fail("the final model was timed again"))
     assert budget.fix_final_epochs(FakeStudy(small_cache, tmp_path), BASELINES["C"]) == epochs
+
+
+def _history(folder, rows: list[tuple[int, float]]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps({"history": [{"size": k, "img_per_s": v} for k, v in rows]}))
+
+
+def test_the_slower_of_the_timed_step_and_the_selections_epochs_sets_the_final_epochs(small_cache, tmp_path,
+                                                                                     monkeypatch):
+    study = FakeStudy(small_cache, tmp_path)
+    monkeypatch.setattr(budget, "counts_of", lambda _: COUNTS)
+    monkeypatch.setattr(budget, "time_steps", lambda *a, **k: [Timing("C", 32, gflops(BASELINES["C"], 32), 600.0, 2400.0),
+                                                                Timing("C", 64, gflops(BASELINES["C"]), 300.0, 1200.0)])
+    budget.ensure_plan(study, 120)
+    experiments = tmp_path / "experiments"
+    _history(experiments / "C-0123456789ab", [(32, 300.0), (48, 200.0), (64, 150.0)])  # epochs at half the speed
+    _history(experiments / "C-bn_recal-0123456789ab", [(64, 1.0)])  # another run's folder: not this network's epochs
+    _history(experiments / "C-a1.2-b1.05-g1.23-phi1-0123456789ab", [(79, 1.0)])
+    assert [t.size for t in budget.trained_speeds(tmp_path, BASELINES["C"])] == [32, 48, 64]
+    epochs = budget.fix_final_epochs(study, BASELINES["C"])
+    by = json.loads((tmp_path / "plan.json").read_text())["final"]["epochs_by_estimate"]
+    assert by["trained"] < by["timed"] and epochs == by["trained"]
+    assert "the selection's whole epochs of it" in describe_plan(json.loads((tmp_path / "plan.json").read_text()))
 
 
 def test_without_a_plan_the_profile_epochs_apply(small_cache, tmp_path):

@@ -2,7 +2,9 @@
 completed when notebook 04 fixes the final model's epochs (see :mod:`effnb.study.plan`)."""
 from __future__ import annotations
 
+import glob
 import json
+import re
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from effnb.study.plan import (
     Timing,
     apply_plan,
     final_epochs,
+    gflops,
     load_plan,
     make_plan,
     read_plan,
@@ -75,22 +78,43 @@ def elapsed_seconds(artifacts_dir: Path, plan: dict, before: str) -> float:
     return total + time.time() - psutil.Process().create_time()
 
 
+def trained_speeds(artifacts_dir: Path, spec: NetSpec) -> list[Timing]:
+    """Every real epoch this artifacts folder has trained ``spec``'s network for (the selection's runs of the same
+    network), as timings: whole epochs on this machine, the data pipeline and the changes of input size included."""
+    pattern = re.compile(re.escape(spec.name) + r"-[0-9a-f]{12}")
+    timings = []
+    for result in sorted((Path(artifacts_dir) / "experiments").glob(f"{glob.escape(spec.name)}-*/result.json")):
+        if pattern.fullmatch(result.parent.name):
+            for row in json.loads(result.read_text()).get("history", []):
+                g = gflops(spec, row["size"])
+                timings.append(Timing(spec.name, row["size"], g, row["img_per_s"], row["img_per_s"]))
+    return timings
+
+
 def fix_final_epochs(study: Study, spec: NetSpec) -> int:
     """The final model's equivalent epochs: the profile's without a plan; with one, fixed once (here, in 04) from
-    the minutes left and this network's timed step, saved in the plan, and reused by every later run."""
+    the minutes left, and reused by every later run.
+
+    Two estimates of this network's speed, each a line of seconds per image against GFLOPs: its step timed now at
+    the first and last input sizes (twice, the faster kept), and the whole epochs the selection trained it for.
+    The slower one sets the epochs: a short timing has been measured 1.6 times as fast as the epochs that
+    followed it (``reports/speed.md``), and a budget is a promise."""
     plan = read_plan(study.artifacts_dir)
     if plan is None:
         return study.profile.final.epochs
     if plan["final"]["epochs"] is None:
-        # twice, the faster kept: a short timing is only ever slowed by what else runs
-        timing: Timing = max((time_steps(study.cache, [spec], study.recipe, study.splits["train"], study.device)[-1]
-                              for _ in range(2)), key=lambda t: t.train_img_s)
+        runs = [time_steps(study.cache, [spec], study.recipe, study.splits["train"], study.device) for _ in range(2)]
+        timed = [max(same_size, key=lambda t: t.train_img_s) for same_size in zip(*runs)]
+        trained = trained_speeds(study.artifacts_dir, spec)
         elapsed = elapsed_seconds(study.artifacts_dir, plan, "04_scaling")
         left = (plan["budget_minutes"] * 60 * (1 - MARGIN) - elapsed - plan["reserve_minutes"] * 60
                 - NOTEBOOK_SECONDS * 2)
-        model = CostModel(**plan["cost_model"])
-        epochs = final_epochs(model, study.recipe, spec, timing.train_img_s, counts_of(study).train, left)
-        plan["final"] |= {"epochs": epochs, "network": spec.name, "train_img_s": timing.train_img_s,
+        n_train = counts_of(study).train
+        by = {"timed": final_epochs(CostModel.fit(timed), study.recipe, spec, n_train, left)}
+        if trained:
+            by["trained"] = final_epochs(CostModel.fit(trained), study.recipe, spec, n_train, left)
+        plan["final"] |= {"epochs": min(by.values()), "network": spec.name, "epochs_by_estimate": by,
+                          "timed": [t.__dict__ for t in timed], "trained": [t.__dict__ for t in trained],
                           "seconds_left": left, "elapsed_seconds": elapsed}
         write_plan(study.artifacts_dir, plan)
     study.profile = apply_plan(study.profile, plan)

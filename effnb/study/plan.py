@@ -248,16 +248,13 @@ def make_plan(profile: Profile, recipe: Recipe, model: CostModel, counts: Counts
             "reserve_minutes": reserve / 60, "planned_minutes": minutes, "cost_model": asdict(model)}
 
 
-def final_epochs(model: CostModel, recipe: Recipe, spec: NetSpec, train_img_s: float, n_train: int,
-                 seconds: float) -> int:
-    """The most whole equivalent epochs of ``spec`` (measured at ``train_img_s`` at k_train) that fit ``seconds``,
-    between 1 and :data:`MAX_FINAL_EPOCHS`; the smaller sizes of progressive resizing follow the cost model."""
+def final_epochs(model: CostModel, recipe: Recipe, spec: NetSpec, n_train: int, seconds: float) -> int:
+    """The most whole equivalent epochs of ``spec`` that fit ``seconds`` by ``model`` (this network's own line,
+    every real epoch at its progressive-resizing size), between 1 and :data:`MAX_FINAL_EPOCHS`."""
     g = gflops(spec)
-    ratio = (1 / train_img_s) / (model.train_a + model.train_b * g)
-    measured = replace(model, train_a=model.train_a * ratio, train_b=model.train_b * ratio)
 
     def fits(epochs: int) -> bool:
-        return measured.run_seconds(recipe.train_config(spec.resolution, epochs), spec.resolution, g, n_train) <= seconds
+        return model.run_seconds(recipe.train_config(spec.resolution, epochs), spec.resolution, g, n_train) <= seconds
 
     low, high = 1, MAX_FINAL_EPOCHS  # the answer lies in [low, high]: binary search (the cost grows with epochs)
     while low < high:
@@ -306,13 +303,21 @@ def write_plan(artifacts_dir: str | Path, plan: dict) -> Path:
     return path
 
 
+def _estimates(final: dict) -> str:
+    """The final model's speed estimates in words: its step timed in 04 and the selection's epochs of it."""
+    words = {"timed": "its step timed then", "trained": "the selection's whole epochs of it"}
+    by = final.get("epochs_by_estimate") or {"timed": final["epochs"]}
+    return " and ".join(f"{words[k]} ({v} epochs)" for k, v in by.items())
+
+
 def describe_plan(plan: dict) -> str:
     """The plan in a few sentences, for the terminal, notebook 01 and the index."""
     rates = "; ".join(f"{t['network']} at {t['size']} px {t['train_img_s']:.0f} img/s" for t in plan.get("timings", []))
     s, f = plan["selection"], plan["final"]
     rungs = " then ".join(f"{e:g}" for e in (*s["halving_rungs"], s["epochs"]))
-    final = (f"{f['epochs']} equivalent epochs of {f['network']} ({f['train_img_s']:.0f} img/s, fixed when 04 started "
-             f"with {f['seconds_left'] / 60:.1f} min left for it)" if f["epochs"] is not None else
+    final = (f"{f['epochs']} equivalent epochs of {f['network']} (fixed when 04 started with "
+             f"{f['seconds_left'] / 60:.1f} min left for it, by the slower of {_estimates(f)})"
+             if f["epochs"] is not None else
              f"about {f['minutes']:.0f} min (its epochs are fixed when 04 starts, from the network chosen and the "
              f"minutes left)")
     timed = (f" The training step was timed on {plan['machine']} ({rates}) in {plan['planning_seconds']:.0f} s, "
