@@ -158,14 +158,16 @@ def roi_crop_resize(images_u8: Tensor, boxes: Tensor, size: int) -> Tensor:
     Returns float ``[B, 3, size, size]`` in 0..255, channels_last.
     """
     index = torch.arange(len(boxes), dtype=torch.float32)[:, None]
-    rois = torch.cat([index, torch.as_tensor(boxes, dtype=torch.float32).round()], dim=1).to(images_u8.device)
+    rois = torch.cat([index, torch.as_tensor(boxes, dtype=torch.float32).round()], dim=1)
+    rois = rois.to(images_u8.device, non_blocking=True)
     out = roi_align(images_u8.float(), rois, output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
     return out.contiguous(memory_format=torch.channels_last)
 
 
 def normalize(x_0_255: Tensor) -> Tensor:
     """Map a ``[B, 3, H, W]`` float batch in 0..255 to ImageNet-normalised values."""
-    return (x_0_255 - _MEAN_255.to(x_0_255.device)) / _STD_255.to(x_0_255.device)
+    device = x_0_255.device  # non_blocking: a small host-to-device copy that does not wait for the device
+    return (x_0_255 - _MEAN_255.to(device, non_blocking=True)) / _STD_255.to(device, non_blocking=True)
 
 
 def denormalize(x: Tensor) -> Tensor:
@@ -190,7 +192,7 @@ def train_batch(
     """
     boxes, proportions = sample_crop_boxes(hw, p_range, generator)
     x = crop_resize(images_u8, boxes, size)
-    u = torch.rand(len(x), 3, generator=generator).to(x.device)[:, :, None, None, None]
+    u = torch.rand(len(x), 3, generator=generator).to(x.device, non_blocking=True)[:, :, None, None, None]
     if flip:
         x = torch.where(u[:, 0] < 0.5, x.flip(-1), x)
     if brightness:

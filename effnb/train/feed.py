@@ -110,7 +110,7 @@ class Feed:
         """The uint8 canvases, sizes (on the CPU) and labels of images ``idx``, from the resident copy if any."""
         hw = torch.from_numpy(np.asarray(self.cache.hw[idx]))
         if self.resident is not None:
-            at = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.resident.images.device)
+            at = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.resident.images.device, non_blocking=True)
             return self.resident.images[at], hw, self.resident.labels[at]
         return (torch.from_numpy(np.ascontiguousarray(self.cache.images[idx])), hw,
                 torch.from_numpy(np.asarray(self.cache.labels[idx], dtype=np.int64)))
