@@ -52,7 +52,8 @@ def test_a_resident_cache_gives_the_batches_of_the_numpy_cache(small_cache):
 
 def test_the_cache_is_copied_once_per_device_and_a_feed_on_the_cpu_stays_itself(small_cache):
     assert resident_images(small_cache, "cpu") is resident_images(small_cache, "cpu")
-    assert torch.equal(resident_images(small_cache, "cpu").labels, torch.from_numpy(small_cache.labels.astype(np.int64)))
+    labels = torch.from_numpy(small_cache.labels.astype(np.int64))
+    assert torch.equal(resident_images(small_cache, "cpu").labels, labels)
     feed = Feed(small_cache, np.arange(8), 32)
     assert feed.on("cpu") is feed and feed_module._RESIDENT[0][0] is small_cache
 

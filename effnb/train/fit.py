@@ -160,9 +160,8 @@ def train_one_epoch(model: nn.Module, feed: Feed, opt: torch.optim.Optimizer, sc
     ``sync_every=1``; else the loss and accuracy are summed on the device and read (and checked) every
     ``sync_every`` steps and at the end, so at most that many steps are wasted and nothing of the epoch is saved.
     """
-    loss_sum = correct = seen = 0
-    pending_loss = pending_correct = torch.zeros((), device=device)
-    pending = 0
+    loss_sum = correct = seen = pending = 0
+    pending_loss = pending_correct = torch.zeros((), device=device)  # off the CPU: sums since the last read
     start = time.perf_counter()
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False)
     world = distributed.world_size()
@@ -174,6 +173,13 @@ def train_one_epoch(model: nn.Module, feed: Feed, opt: torch.optim.Optimizer, sc
     def diverged(value: float) -> TrainingDiverged:
         bar.close()
         return TrainingDiverged(f"loss became {value} {where}")
+
+    def read_pending() -> None:  # one host sync for many steps
+        nonlocal loss_sum, correct, pending, pending_loss, pending_correct
+        if not finite(pending_loss):
+            raise diverged(pending_loss.item())
+        loss_sum, correct = loss_sum + pending_loss.item(), correct + int(pending_correct.item())
+        pending_loss, pending_correct, pending = torch.zeros_like(pending_loss), torch.zeros_like(pending_correct), 0
 
     for x, y in feed.batches(generator, shuffle=True, drop_last=drop_last, part=distributed.part()):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -198,19 +204,14 @@ def train_one_epoch(model: nn.Module, feed: Feed, opt: torch.optim.Optimizer, sc
             pending_loss = pending_loss + loss.detach().float() * n
             pending_correct = pending_correct + (logits.argmax(1) == y).sum()
             pending += 1
-        if pending == sync_every:  # only off the CPU: read the device's sums, one sync for many steps
-            if not finite(pending_loss):
-                raise diverged(pending_loss.item())
-            loss_sum, correct = loss_sum + pending_loss.item(), correct + int(pending_correct.item())
-            pending_loss, pending_correct, pending = torch.zeros_like(pending_loss), torch.zeros_like(pending_correct), 0
+            if pending == sync_every:
+                read_pending()
         bar.update(n * world)
         if pending == 0:
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                             img_s=f"{seen / (time.perf_counter() - start):.0f}")
     if pending:
-        if not finite(pending_loss):
-            raise diverged(pending_loss.item())
-        loss_sum, correct = loss_sum + pending_loss.item(), correct + int(pending_correct.item())
+        read_pending()
     bar.close()
     if world > 1:  # the global sums, as one process counts them
         loss_sum, correct, seen = distributed.all_reduce_sum(loss_sum, correct, seen)
@@ -280,7 +281,8 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
             net, feed, opt, sched if per_batch_schedule else None, ema, config, device,
             drop_last=len(train) >= train.batch_size, generator=gen, progress=progress,
             desc=f"epoch {epoch + 1}/{config.epochs} @{feed.side}px", total=steps * train.batch_size,
-            where=f"in epoch {epoch + 1}; the last good checkpoint (epoch {state.epoch}) is kept", sync_every=sync_every)
+            where=f"in epoch {epoch + 1}; the last good checkpoint (epoch {state.epoch}) is kept",
+            sync_every=sync_every)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                "lr": opt.param_groups[0]["lr"], "size": feed.side, "img_per_s": seen / elapsed, "seconds": elapsed}
         if ema is not None:
