@@ -92,3 +92,5 @@ def test_a_record_written_before_reads_were_listed_counts_as_one_read_of_unknown
     reads = json.loads((tmp_path / holdout.RECORD).read_text())["reads"]
     assert [r["at"] is None for r in reads] == [True, False] and reads[0]["code"]["commit"] == "abc"
     assert holdout.reads_table(reads)[0]["when (UTC)"] == "not recorded"
+    recovered = {**reads[0], "published_in": {"commit": "09de2210c0ffee", "date": "2026-11-29T20:08:42+00:00"}}
+    assert holdout.reads_table([recovered])[0]["when (UTC)"] == "not recorded; published 2026-11-29 in 09de2210c0"

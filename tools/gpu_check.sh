@@ -63,3 +63,16 @@ for row in result["history"]:
           + (f", val acc {row['val_acc']:.3f}" if "val_acc" in row else ""))
 print(f"eval accuracy {out['eval']['accuracy']:.4f} on {result['n_eval']} images" if out.get("eval") else "no eval")
 EOF
+# the GPU-resident pipeline (cache on the device, crops there) against today's host-side batches copied over
+"$PY" - "$PROFILE" "$DATA_DIR" "$ARTIFACTS" <<'EOF'
+import sys
+from effnb.cli.bench import device_pipeline_rates
+from effnb.study.context import prepare_study
+from effnb.train.feed import Feed
+study = prepare_study(*sys.argv[1:4])
+feed = Feed(study.cache, study.splits["train"][:64 * 40], 128, batch_size=64)
+rates = device_pipeline_rates(feed, "cuda", 40)
+host = rates["host, copied to the device"]
+for name, rate in rates.items():
+    print(f"data pipeline @128px, batch 64, {name}: {rate:.0f} img/s ({rate / host:.2f}x host)")
+EOF

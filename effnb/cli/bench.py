@@ -11,7 +11,6 @@ each value that has to fall back is printed as such.
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,6 +20,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from effnb.cli.timing import interleaved, interleaved_ratios
 from effnb.data.fixres import estimate_sigma, recommended_test_resolution
 from effnb.nn.flops import count_flops
 from effnb.nn.model import BASELINES, EffNet, NetSpec, fused_early
@@ -113,6 +113,28 @@ def pipeline_rate(feed: Feed, batches: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
+def device_pipeline_rates(feed: Feed, device: torch.device | str, batches: int) -> dict[str, float]:
+    """Images/s of the training batches made on the host and copied to ``device`` (today's CPU-side pipeline)
+    against the same batches made on ``device`` from the resident cache (:meth:`Feed.on`), interleaved, 3 rounds."""
+    device = torch.device(device)
+
+    def rate(source: Feed) -> float:
+        gen, seen = torch.Generator().manual_seed(0), 0
+        torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for i, (x, _) in enumerate(source.batches(gen, shuffle=True)):
+            x = x.to(device, non_blocking=True)
+            seen += len(x)
+            if i + 1 == batches:
+                break
+        torch.cuda.synchronize(device)
+        return seen / (time.perf_counter() - start)
+
+    resident = feed.on(device)
+    return interleaved({"host, copied to the device": lambda: rate(feed),
+                        "on the device (resident cache)": lambda: rate(resident)}, 3)
+
+
 def final_choice(out: Path, profile: Profile) -> tuple[NetSpec, str | None, list[str]]:
     """The final model's spec and its trained checkpoint (if any) from the notebook outputs in ``out``; every note
     names a value that is not the study's."""
@@ -163,32 +185,6 @@ def eval_paths(onnx: bool) -> dict[str, dict]:
     return paths
 
 
-def _rounds(measurements: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
-    """Each measurement's value in each of ``rounds`` rounds, the measurements taking turns within each round."""
-    values: dict[str, list[float]] = {name: [] for name in measurements}
-    for _ in range(rounds):
-        for name, measure in measurements.items():
-            values[name].append(measure())
-    return values
-
-
-def interleaved(measurements: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    """Median of each measurement over ``rounds`` rounds, the measurements taking turns within each round."""
-    return {name: statistics.median(v) for name, v in _rounds(measurements, rounds).items()}
-
-
-def interleaved_ratios(measurements: dict[str, Callable[[], float]], references: dict[str, str],
-                       rounds: int) -> dict[str, tuple[float, float, float, float]]:
-    """Interleaved rounds; per measurement its median value and the median, lowest and highest of its ratio to its
-    reference (``references[name]``, itself by default) measured in the same round."""
-    values = _rounds(measurements, rounds)
-    out = {}
-    for name, v in values.items():
-        ratios = [a / b for a, b in zip(v, values[references.get(name, name)])]
-        out[name] = (statistics.median(v), statistics.median(ratios), min(ratios), max(ratios))
-    return out
-
-
 class Rows(list):
     """The measured rows; :meth:`record` appends one and prints it as it comes."""
 
@@ -212,6 +208,11 @@ def bench_training(rows: Rows, study: Study, final: NetSpec, steps: int) -> None
         rows.record(f"fit() with the real data pipeline, {spec.name} @{k}px", through_fit,
                     f"{100 * through_fit / model_only:.0f} % of model-only")
         rows.record(f"data pipeline alone @{k}px", pipeline_rate(Feed(study.cache, images, k, batch_size=batch), steps))
+    if torch.cuda.is_available():  # the GPU-resident pipeline against today's host-side one
+        rates = device_pipeline_rates(Feed(study.cache, images, final.resolution, batch_size=batch), "cuda", steps)
+        host = rates["host, copied to the device"]
+        for name, rate in rates.items():
+            rows.record(f"data pipeline @{final.resolution}px, {name}", rate, f"{rate / host:.2f}x host")
 
 
 def bench_evaluation(rows: Rows, study: Study, final: NetSpec, sigma: float, checkpoint: str | None, steps: int,

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
+from torchvision.ops import roi_align
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -139,18 +140,34 @@ def crop_resize(images_u8: Tensor, boxes: Tensor, size: int) -> Tensor:
     Returns:
         float ``[B, 3, size, size]`` in 0..255, channels_last.
     """
+    if images_u8.device.type != "cpu":  # images held on an accelerator: one batched kernel there
+        return roi_crop_resize(images_u8, boxes, size)
     crops = []
     for image, (x1, y1, x2, y2) in zip(images_u8, boxes.round().long().tolist()):
         crop = image[None, :, y1:y2, x1:x2].contiguous(memory_format=torch.channels_last)
-        if crop.device.type != "cpu":  # antialiased uint8 resizing exists on the CPU only
-            crop = crop.float()
         crops.append(F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True))
     return torch.cat(crops).float().contiguous(memory_format=torch.channels_last)
 
 
+def roi_crop_resize(images_u8: Tensor, boxes: Tensor, size: int) -> Tensor:
+    """:func:`crop_resize` as one batched ``torchvision.ops.roi_align`` on the images' own device (the GPU-resident
+    pipeline's crop; it also runs on the CPU, for the tests).
+
+    Boxes are rounded to whole pixels as there; ``sampling_ratio=-1`` averages about one sample per source pixel
+    under each output pixel, close to the antialiased resize, and ``aligned=True`` puts pixel centres at +0.5.
+    Returns float ``[B, 3, size, size]`` in 0..255, channels_last.
+    """
+    index = torch.arange(len(boxes), dtype=torch.float32)[:, None]
+    rois = torch.cat([index, torch.as_tensor(boxes, dtype=torch.float32).round()], dim=1)
+    rois = rois.to(images_u8.device, non_blocking=True)
+    out = roi_align(images_u8.float(), rois, output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
 def normalize(x_0_255: Tensor) -> Tensor:
     """Map a ``[B, 3, H, W]`` float batch in 0..255 to ImageNet-normalised values."""
-    return (x_0_255 - _MEAN_255.to(x_0_255.device)) / _STD_255.to(x_0_255.device)
+    device = x_0_255.device  # non_blocking: a small host-to-device copy that does not wait for the device
+    return (x_0_255 - _MEAN_255.to(device, non_blocking=True)) / _STD_255.to(device, non_blocking=True)
 
 
 def denormalize(x: Tensor) -> Tensor:
@@ -175,7 +192,7 @@ def train_batch(
     """
     boxes, proportions = sample_crop_boxes(hw, p_range, generator)
     x = crop_resize(images_u8, boxes, size)
-    u = torch.rand(len(x), 3, generator=generator).to(x.device)[:, :, None, None, None]
+    u = torch.rand(len(x), 3, generator=generator).to(x.device, non_blocking=True)[:, :, None, None, None]
     if flip:
         x = torch.where(u[:, 0] < 0.5, x.flip(-1), x)
     if brightness:

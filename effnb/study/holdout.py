@@ -119,9 +119,19 @@ def merge_reads(*histories: list[dict]) -> list[dict]:
     return sorted(seen.values(), key=lambda r: r["at"] or "")
 
 
+def _when(read: dict) -> str:
+    """A read's time; for a read recovered from a published run's ``final.json`` (no time recorded), the commit that
+    published it."""
+    if read["at"]:
+        return read["at"][:16].replace("T", " ")
+    if published := read.get("published_in"):
+        return f"not recorded; published {published['date'][:10]} in {published['commit'][:10]}"
+    return "not recorded"
+
+
 def reads_table(reads: list[dict]) -> list[dict]:
     """The reads as a reader's table rows: when, profile, final model, FixRes step, code commit."""
-    return [{"read": i, "when (UTC)": (r["at"] or "not recorded")[:16].replace("T", " "), "profile": r["profile"],
+    return [{"read": i, "when (UTC)": _when(r), "profile": r["profile"],
              "final model": r["final_model"], "FixRes step": FIXRES_STEPS.get(r["fixres_step"], r["fixres_step"] or "not recorded"),
              "code": ((r.get("code") or {}).get("commit") or "not recorded")[:10]
              + (" (with local changes)" if (r.get("code") or {}).get("modified") else "")}

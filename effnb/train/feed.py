@@ -1,12 +1,14 @@
 """What a model sees: a :class:`Feed` of cached images at one size, augmented for training or preprocessed for evaluation.
 
 Batches are gathered from the uint8 cache and cropped/resized in one batched call, so an epoch never decodes a JPEG.
+On an accelerator (:meth:`Feed.on`) the cache itself is held on the device where it fits, and the crops, resizes
+and jitter run there: only the crop boxes and random draws cross from the host.
 """
 from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -22,6 +24,36 @@ EVAL_BATCH = 32
 
 MAX_RESOLUTION_FACTOR = 2  # resolutions up to twice the cache's image side; beyond, memory grows for no detail
 MIN_USEFUL_RESOLUTION = 16  # the networks downsample 8x: below this they see at most 2 x 2 positions
+
+
+RESIDENT_SHARE = 0.5  # the cache is held on the device only if it takes at most this share of the free memory
+
+
+@dataclass(frozen=True)
+class ResidentImages:
+    """The uint8 cache's images and labels as tensors on one device (the GPU-resident pipeline)."""
+
+    images: torch.Tensor  # [N, 3, S, S] uint8
+    labels: torch.Tensor  # [N] int64
+
+
+_RESIDENT: list[tuple[ImageCache, ResidentImages]] = []  # one cache at a time, with the cache it copies
+
+
+def resident_images(cache: ImageCache, device: torch.device | str) -> ResidentImages | None:
+    """``cache``'s images and labels on ``device``, copied once and kept; None where they would take more than
+    :data:`RESIDENT_SHARE` of a CUDA device's free memory."""
+    device = torch.device(device)
+    for held, resident in _RESIDENT:
+        if held is cache and resident.images.device == device:
+            return resident
+    _RESIDENT.clear()
+    if device.type == "cuda" and cache.images.nbytes > RESIDENT_SHARE * torch.cuda.mem_get_info(device)[0]:
+        return None
+    resident = ResidentImages(torch.from_numpy(np.ascontiguousarray(cache.images)).to(device),
+                              torch.from_numpy(np.asarray(cache.labels, dtype=np.int64)).to(device))
+    _RESIDENT.append((cache, resident))
+    return resident
 
 
 def check_resolution(resolution: int, cache_side: int) -> None:
@@ -53,6 +85,7 @@ class Feed:
     k_image_test: int | None = None
     batch_size: int = 64
     p_range: tuple[float, float] = P_RANGE  # train mode: range of the crop proportion (smaller = stronger)
+    resident: ResidentImages | None = field(default=None, compare=False, repr=False)  # see :meth:`on`
 
     def __post_init__(self) -> None:
         check_resolution(self.side, self.cache.side)
@@ -64,6 +97,23 @@ class Feed:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def on(self, device: torch.device | str) -> Feed:
+        """This feed with the cache held on ``device`` (see :func:`resident_images`), so its batches are made
+        there; itself on the CPU, or where the cache does not fit."""
+        if torch.device(device).type == "cpu":
+            return self
+        resident = resident_images(self.cache, device)
+        return self if resident is None else replace(self, resident=resident)
+
+    def _gather(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The uint8 canvases, sizes (on the CPU) and labels of images ``idx``, from the resident copy if any."""
+        hw = torch.from_numpy(np.asarray(self.cache.hw[idx]))
+        if self.resident is not None:
+            at = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.resident.images.device, non_blocking=True)
+            return self.resident.images[at], hw, self.resident.labels[at]
+        return (torch.from_numpy(np.ascontiguousarray(self.cache.images[idx])), hw,
+                torch.from_numpy(np.asarray(self.cache.labels[idx], dtype=np.int64)))
 
     def batches(self, generator: torch.Generator | None = None, shuffle: bool = False, drop_last: bool = False,
                 part: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -82,9 +132,7 @@ class Feed:
             if part is not None:
                 yield self._share(idx, generator, shard_slice(len(idx), part))
                 continue
-            images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx]))
-            hw = torch.from_numpy(np.asarray(self.cache.hw[idx]))
-            labels = torch.from_numpy(np.asarray(self.cache.labels[idx], dtype=np.int64))
+            images, hw, labels = self._gather(idx)
             if self.mode == "train":
                 x, _ = train_batch(images, hw, self.side, generator=generator, p_range=self.p_range)
             else:
@@ -95,13 +143,10 @@ class Feed:
         """One rank's share of the global batch ``idx``: train mode augments the whole batch with the shared
         generator and keeps the share, so every rank draws what one process draws, whatever the world size."""
         if self.mode == "train":
-            images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx]))
-            hw = torch.from_numpy(np.asarray(self.cache.hw[idx]))
+            images, hw, labels = self._gather(idx)
             x = train_batch(images, hw, self.side, generator=generator, p_range=self.p_range)[0][share]
+            labels = labels[share]
         else:
-            idx = idx[share]
-            images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx]))
-            x = eval_batch(images, torch.from_numpy(np.asarray(self.cache.hw[idx])), *self.test_size)
-        labels = torch.from_numpy(np.asarray(self.cache.labels[idx[share] if self.mode == "train" else idx],
-                                             dtype=np.int64))
+            images, hw, labels = self._gather(idx[share])
+            x = eval_batch(images, hw, *self.test_size)
         return x.contiguous(memory_format=torch.channels_last), labels

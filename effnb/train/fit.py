@@ -23,7 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from effnb.data.transforms import P_RANGE
 from effnb.train import distributed
 from effnb.train.feed import Feed
-from effnb.train.inference import evaluate
+from effnb.train.inference import bf16_is_fast, evaluate
 from effnb.train.modes import autocast, set_train_mode, trainable_parameters
 from effnb.utils.progress import tqdm
 
@@ -52,7 +52,7 @@ class TrainConfig:
     p_range_start: tuple[float, float] | None = None  # first epoch's range, moving linearly to p_range
     size_start: float = 1.0  # first epoch's input size as a fraction of k_train, rising linearly to 1
     ema_decay: float | None = None  # per-step decay of the weight average; None: no EMA
-    bf16: bool = False  # bf16 autocast for the forward pass and the loss
+    bf16: bool | None = False  # bf16 autocast for the forward pass and the loss; None: on CUDA where it is native
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.lr <= 0 or not 0 < self.size_start <= 1:
@@ -135,26 +135,59 @@ def should_stop(state: TrainState, row: dict, patience: int | None) -> bool:
     return state.bad_epochs >= patience
 
 
+SYNC_EVERY = 50  # off the CPU, steps between host reads of the running loss (the divergence check included)
+
+
+def default_sync_every(device: torch.device) -> int:
+    """Steps between host syncs: every step on the CPU, where a sync costs nothing measurable (``effnb bench
+    --step``: 0.99x without), else :data:`SYNC_EVERY`, so an accelerator never waits for the host."""
+    return 1 if device.type == "cpu" else SYNC_EVERY
+
+
+def use_bf16(config: TrainConfig, device: torch.device) -> bool:
+    """Whether training autocasts to bf16: as ``config.bf16`` says; None means on CUDA where bf16 is native."""
+    return config.bf16 if config.bf16 is not None else device.type == "cuda" and bf16_is_fast(device)
+
+
 def train_one_epoch(model: nn.Module, feed: Feed, opt: torch.optim.Optimizer, sched, ema: AveragedModel | None,
                     config: TrainConfig, device: torch.device, *, drop_last: bool, generator: torch.Generator,
-                    progress: bool, desc: str, total: int, where: str) -> tuple[float, int, int, float]:
+                    progress: bool, desc: str, total: int, where: str,
+                    sync_every: int = 1) -> tuple[float, int, int, float]:
     """One pass over ``feed`` (shuffled by ``generator``): the summed loss, correct count, images and seconds.
 
     ``sched`` steps after every batch when given (None: the caller steps it once per epoch). A NaN or infinite
-    loss raises :class:`TrainingDiverged` with ``where`` in its message, before the step is taken.
+    loss raises :class:`TrainingDiverged` with ``where`` in its message: before the step is taken with
+    ``sync_every=1``; else the loss and accuracy are summed on the device and read (and checked) every
+    ``sync_every`` steps and at the end, so at most that many steps are wasted and nothing of the epoch is saved.
     """
-    loss_sum = correct = seen = 0
+    loss_sum = correct = seen = pending = 0
+    pending_loss = pending_correct = torch.zeros((), device=device)  # off the CPU: sums since the last read
     start = time.perf_counter()
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False)
     world = distributed.world_size()
+    bf16 = use_bf16(config, device)
+
+    def finite(value: torch.Tensor) -> bool:
+        return bool(torch.isfinite(value)) if world == 1 else distributed.all_finite(value)
+
+    def diverged(value: float) -> TrainingDiverged:
+        bar.close()
+        return TrainingDiverged(f"loss became {value} {where}")
+
+    def read_pending() -> None:  # one host sync for many steps
+        nonlocal loss_sum, correct, pending, pending_loss, pending_correct
+        if not finite(pending_loss):
+            raise diverged(pending_loss.item())
+        loss_sum, correct = loss_sum + pending_loss.item(), correct + int(pending_correct.item())
+        pending_loss, pending_correct, pending = torch.zeros_like(pending_loss), torch.zeros_like(pending_correct), 0
+
     for x, y in feed.batches(generator, shuffle=True, drop_last=drop_last, part=distributed.part()):
-        x, y = x.to(device, non_blocking=True), y.to(device)
-        with autocast(device, config.bf16):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast(device, bf16):
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-        if not (torch.isfinite(loss) if world == 1 else distributed.all_finite(loss)):
-            bar.close()
-            raise TrainingDiverged(f"loss became {loss.item()} {where}")
+        if sync_every == 1 and not finite(loss):
+            raise diverged(loss.item())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -163,12 +196,22 @@ def train_one_epoch(model: nn.Module, feed: Feed, opt: torch.optim.Optimizer, sc
         if sched is not None:
             sched.step()
         n = len(y)
-        loss_sum += loss.item() * n
-        correct += (logits.argmax(1) == y).sum().item()
         seen += n
+        if sync_every == 1:
+            loss_sum += loss.item() * n
+            correct += (logits.argmax(1) == y).sum().item()
+        else:
+            pending_loss = pending_loss + loss.detach().float() * n
+            pending_correct = pending_correct + (logits.argmax(1) == y).sum()
+            pending += 1
+            if pending == sync_every:
+                read_pending()
         bar.update(n * world)
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                        img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        if pending == 0:
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    if pending:
+        read_pending()
     bar.close()
     if world > 1:  # the global sums, as one process counts them
         loss_sum, correct, seen = distributed.all_reduce_sum(loss_sum, correct, seen)
@@ -199,7 +242,7 @@ def _validate(model: nn.Module, val: Feed, device: torch.device) -> dict:
 def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None = None, seed: int = 0,
         device: torch.device | str = "cpu", state: TrainState | None = None,
         on_epoch_end: Callable[[nn.Module, TrainState, object, object], None] | None = None,
-        progress: bool = True) -> TrainState:
+        progress: bool = True, sync_every: int | None = None) -> TrainState:
     """Train ``model`` on ``train`` for ``config.epochs`` epochs, starting after ``state.epoch`` when resuming.
 
     Returns the training state with a per-epoch history (train/val loss and accuracy, learning rate,
@@ -209,8 +252,12 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
     ``config.ema_decay`` the validation rows evaluate the average, and ``model`` holds the average when
     ``fit`` returns. Raises :class:`TrainingDiverged` on a NaN/inf loss, before anything of that epoch is saved.
     Under torchrun each rank trains on its share of each batch; rank 0 alone evaluates, prints and saves.
+    Off the CPU the cache is held on the device where it fits (:meth:`Feed.on`) and the host reads the loss every
+    ``sync_every`` steps (default :func:`default_sync_every`).
     """
     device = torch.device(device)
+    train, val = train.on(device), val.on(device) if val is not None else None
+    sync_every = sync_every or default_sync_every(device)
     model.to(device).to(memory_format=torch.channels_last)
     state = state or TrainState()
     world = distributed.world_size()
@@ -234,7 +281,8 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
             net, feed, opt, sched if per_batch_schedule else None, ema, config, device,
             drop_last=len(train) >= train.batch_size, generator=gen, progress=progress,
             desc=f"epoch {epoch + 1}/{config.epochs} @{feed.side}px", total=steps * train.batch_size,
-            where=f"in epoch {epoch + 1}; the last good checkpoint (epoch {state.epoch}) is kept")
+            where=f"in epoch {epoch + 1}; the last good checkpoint (epoch {state.epoch}) is kept",
+            sync_every=sync_every)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                "lr": opt.param_groups[0]["lr"], "size": feed.side, "img_per_s": seen / elapsed, "seconds": elapsed}
         if ema is not None:

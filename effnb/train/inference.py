@@ -112,12 +112,14 @@ def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", pr
     batches). bf16 autocast (BN-folded PyTorch) runs only with ``bf16=True``, or with None where ONNX Runtime is
     not in play (not installed, or ``onnx=False``) and :func:`bf16_is_fast`. The study's numbers so do not depend
     on whether its CPU has native bf16.
-    ``fast=False`` is the plain fp32 path in the feed's own batches, for comparisons.
+    ``fast=False`` is the plain fp32 path in the feed's own batches, for comparisons. Off the CPU the feed's
+    batches are made on the device (:meth:`Feed.on`) and nothing is read back before the last batch.
     """
     device = torch.device(device)
     model.to(device).to(memory_format=torch.channels_last).eval()
     if fast:
         feed = replace(feed, batch_size=batch_size or EVAL_BATCH)
+    feed = feed.on(device)  # off the CPU: batches made on the device, logits kept there until the end
     net, use_bf16 = eval_path(model, feed, device, fast=fast, bf16=bf16, onnx=onnx)
     logits, labels = [], []
     with (torch.inference_mode(), autocast(device, use_bf16),
@@ -127,10 +129,10 @@ def predict(model: nn.Module, feed: Feed, device: torch.device | str = "cpu", pr
             out = net(x).float()
             if tta:
                 out = (out + net(x.flip(-1)).float()) / 2
-            logits.append(out.cpu())
+            logits.append(out)
             labels.append(y)
             bar.update(len(y))
-    return torch.cat(logits), torch.cat(labels)
+    return torch.cat(logits).cpu(), torch.cat(labels).cpu()
 
 
 def score(logits: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -189,7 +191,7 @@ def recalibrate_bn(model: nn.Module, feed: Feed, device: torch.device | str = "c
     model.train()
     with tqdm(total=len(feed), desc=f"BN recalibration @{feed.side}px", unit="img", disable=not progress,
               leave=False) as bar:
-        for x, _ in feed.batches():
+        for x, _ in feed.on(device).batches():
             model(x.to(device))
             bar.update(len(x))
     for bn, m in zip(bns, momenta):
