@@ -181,3 +181,10 @@ def test_timing_the_real_step_on_tiny_data(small_cache):
     assert [t.size for t in timings] == [16, 32]
     assert all(t.train_img_s > 0 and t.eval_img_s > 0 for t in timings)
     assert timings[0].gflops < timings[1].gflops
+
+
+def test_the_run_line_does_not_quote_the_profiles_final_epochs_before_the_plan_fixes_them():
+    planned = CPU.summary(final_planned=True)
+    assert f"phi={CPU.final.phi}, {CPU.final.epochs:g} equivalent epochs" not in planned
+    assert "equivalent epochs fixed by the plan in 04" in planned
+    assert f"phi={CPU.final.phi}, {CPU.final.epochs:g} equivalent epochs" in CPU.summary()

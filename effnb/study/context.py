@@ -229,7 +229,9 @@ def open_study(notebook: str, profile: str | Profile, data_dir: str | Path | Non
         study = prepare_study(profile, data_dir, artifacts_dir, seed)
     study.device = pick_device()
     info = study.run_info()
-    display(Markdown(f"**Run:** {study.profile.summary()}. Seed {info['seed']}; data {info['data']}; device "
+    plan = read_plan(artifacts_dir)
+    planned = plan is not None and plan["final"]["epochs"] is None
+    display(Markdown(f"**Run:** {study.profile.summary(final_planned=planned)}. Seed {info['seed']}; data {info['data']}; device "
                      f"{info['device']}; {info['machine']}; effnb {info['effnb']}, torch {info['torch']}, "
                      f"Python {info['python']}."))
     return study

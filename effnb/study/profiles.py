@@ -93,12 +93,14 @@ class Profile:
             flat.update({renames.get(f.name, f.name): getattr(part, f.name) for f in fields(part)})
         return {key: flat[key] for key in _FLAT_ORDER}
 
-    def summary(self) -> str:
-        """A short human-readable line for the top of each report."""
+    def summary(self, final_planned: bool = False) -> str:
+        """A short human-readable line for the top of each report; ``final_planned``: the final model's epochs are
+        still to be fixed by the plan (in notebook 04), so its line says so instead of the profile's number."""
         d, s, f, x = self.data, self.selection, self.final, self.fixres
         n = "all images" if d.limit_per_class is None else f"{d.limit_per_class} images per class"
-        return (f"profile '{self.name}' ({self.description}): {n}; recipe '{self.recipe}'; selection runs {s.epochs} epochs on "
-                f"{s.train_n or 'all'} images; final model phi={f.phi}, {f.epochs} epochs on "
+        epochs = "equivalent epochs fixed by the plan in 04" if final_planned else f"{f.epochs:g} equivalent epochs"
+        return (f"profile '{self.name}' ({self.description}): {n}; recipe '{self.recipe}'; selection runs {s.epochs:g} "
+                f"equivalent epochs on {s.train_n or 'all'} images; final model phi={f.phi}, {epochs} on "
                 f"{f.train_n or 'the full train split'}; fine-tune {x.finetune_epochs} epoch(s) on "
                 f"{x.finetune_n or 'the full train split'}")
 

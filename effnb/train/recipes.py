@@ -84,7 +84,6 @@ RECIPES: dict[str, Recipe] = {
             schedule="constant",  # the author's published code: no schedule
             label_smoothing=0.0,  # the author's published code: plain sparse categorical cross-entropy
             p_range=P_RANGE,  # seed 000's "Augmentation" section: crop proportion U(0.2, 0.7)
-            bf16=None,  # not the author's (TensorFlow fp32): bf16 autocast on a CUDA GPU where it is native
         ),
         epochs=150,  # the author's published code: 150 epochs
         batch_size=64,  # the author's published code: batch 64
