@@ -105,9 +105,10 @@ else:
 # %% [markdown]
 # ## The final model
 # Trained on the whole `train` split (the seed: φ = 4; the author's published code: 150 epochs). With a plan
-# (`effnb study --budget-minutes M`) its epochs are fixed here, once: this network's step is timed, and the
-# minutes left after the earlier notebooks, the reserve for 05 and 06 and the margin buy as many equivalent epochs
-# as fit; without one, the profile's epochs. Each epoch is checkpointed: an interrupted run resumes from its last
+# (`effnb study --budget-minutes M`) its epochs are fixed here, once: the minutes left after the earlier notebooks,
+# the reserve for 05 and 06 and the margin buy as many equivalent epochs as fit at the slower of two measures of
+# this network's speed, its step timed now and the whole epochs the selection trained it for (a short timing alone
+# has run 1.6 times too fast); without a plan, the profile's epochs. Each epoch is checkpointed: an interrupted run resumes from its last
 # finished epoch, with the same epochs.
 
 # %%
