@@ -102,37 +102,32 @@ def model_step_rate(spec: NetSpec, batch: int = 64, steps: int = 12, channels_la
     return step_runner(spec, StepVariant(channels_last=channels_last, bf16=bf16), batch)(steps)
 
 
-def pipeline_rate(feed: Feed, batches: int) -> float:
-    """The data pipeline alone (gather from the cache, crop, resize, augment), in images/s."""
+def pipeline_rate(feed: Feed, batches: int, device: torch.device | None = None) -> float:
+    """The data pipeline alone (gather from the cache, crop, resize, augment), in images/s; with a CUDA ``device``,
+    each batch also ends there and the clock waits for the device."""
+    def wait() -> None:
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     gen = torch.Generator().manual_seed(0)
+    wait()
     start, seen = time.perf_counter(), 0
     for i, (x, _) in enumerate(feed.batches(gen, shuffle=True)):
+        if device is not None:
+            x = x.to(device, non_blocking=True)
         seen += len(x)
         if i + 1 == batches:
             break
+    wait()
     return seen / (time.perf_counter() - start)
 
 
 def device_pipeline_rates(feed: Feed, device: torch.device | str, batches: int) -> dict[str, float]:
     """Images/s of the training batches made on the host and copied to ``device`` (today's CPU-side pipeline)
     against the same batches made on ``device`` from the resident cache (:meth:`Feed.on`), interleaved, 3 rounds."""
-    device = torch.device(device)
-
-    def rate(source: Feed) -> float:
-        gen, seen = torch.Generator().manual_seed(0), 0
-        torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        for i, (x, _) in enumerate(source.batches(gen, shuffle=True)):
-            x = x.to(device, non_blocking=True)
-            seen += len(x)
-            if i + 1 == batches:
-                break
-        torch.cuda.synchronize(device)
-        return seen / (time.perf_counter() - start)
-
-    resident = feed.on(device)
-    return interleaved({"host, copied to the device": lambda: rate(feed),
-                        "on the device (resident cache)": lambda: rate(resident)}, 3)
+    device, resident = torch.device(device), feed.on(device)
+    return interleaved({"host, copied to the device": lambda: pipeline_rate(feed, batches, device),
+                        "on the device (resident cache)": lambda: pipeline_rate(resident, batches, device)}, 3)
 
 
 def final_choice(out: Path, profile: Profile) -> tuple[NetSpec, str | None, list[str]]:
