@@ -41,7 +41,7 @@ from IPython.display import Markdown, display
 
 from effnb.nn import NetSpec, scale, scaling_table
 from effnb.report import plot_accuracy_vs_compute, plot_learning_curves, results_frame
-from effnb.study import BaselinesOutput, describe_plan, fix_final_epochs, format_accuracy, measure_candidate, open_study, read_plan
+from effnb.study import BaselinesOutput, describe_plan, final_time_limit, fix_final_epochs, format_accuracy, measure_candidate, open_study, read_plan
 from effnb.study.ablation import PHI_RECORD, PHI_RULE, check_phi_provenance, phi_decision, phi_points
 from effnb.train import run_experiment
 
@@ -108,14 +108,18 @@ else:
 # (`effnb study --budget-minutes M`) its epochs are fixed here, once: the minutes left after the earlier notebooks,
 # the reserve for 05 and 06 and the margin buy as many equivalent epochs as fit at the slower of two measures of
 # this network's speed, its step timed now and the whole epochs the selection trained it for (a short timing alone
-# has run 1.6 times too fast); without a plan, the profile's epochs. Each epoch is checkpointed: an interrupted run resumes from its last
-# finished epoch, with the same epochs.
+# has run 1.6 times too fast), each epoch's validation pass counted; without a plan, the profile's epochs. The run
+# is then held to its minutes: after each epoch the slower estimate, scaled by how much slower the last five epochs
+# ran than it said, projects the rest, and a run that would end late shortens its schedule (the learning rate still
+# anneals and the input size still reaches k_train, sooner). Each epoch is checkpointed: an interrupted run resumes
+# from its last finished epoch, with the same epochs.
 
 # %%
 final_epochs = fix_final_epochs(study, final_spec)
 display(Markdown(describe_plan(read_plan(study.artifacts_dir)) if read_plan(study.artifacts_dir) else
                  f"No plan: the profile's {final_epochs} equivalent epochs."))
-final = run_experiment(study.final_experiment(final_spec, final_epochs), study.cache, study.artifacts_dir, study.device)
+final = run_experiment(study.final_experiment(final_spec, final_epochs), study.cache, study.artifacts_dir, study.device,
+                       time_limit=final_time_limit(study, final_spec))
 display(results_frame([final]))
 fig = plot_learning_curves([final])
 
@@ -147,5 +151,7 @@ study.conclude("scaling", {
     phi_finding,
     f"The final model (φ = {p.final.phi}, {final_spec.resolution} px, {final['params']:,} parameters) trained "
     f"{len(final['history'])} epoch(s) on {final['n_train']:,} images in {final['train_seconds'] / 60:.1f} min and "
-    f"reaches {format_accuracy(final['eval']['accuracy'], final['eval']['n'])} on `test` at its training resolution.",
+    f"reaches {format_accuracy(final['eval']['accuracy'], final['eval']['n'])} on `test` at its training resolution."
+    + (f" It fell behind its time limit, so its schedule was shortened to {final['shortened_to']} real epochs "
+       f"(planned: {final['train_config']['epochs']})." if final.get("shortened_to") else ""),
 ])

@@ -51,8 +51,9 @@ def test_same_seed_same_history(small_cache):
     assert histories[0] == histories[1]
 
 
-def interrupt_after(epoch: int, exp: Experiment, cache, artifacts, monkeypatch) -> None:
-    """Run ``exp`` and stop it, as Ctrl-C would, right after epoch ``epoch`` is saved."""
+def interrupt_after(epoch: int, exp: Experiment, cache, artifacts, monkeypatch, **run_options) -> None:
+    """Run ``exp`` (with ``run_options`` for run_experiment) and stop it, as Ctrl-C would, right after epoch
+    ``epoch`` is saved."""
     real_fit = experiments.fit
 
     def interrupted_fit(model, train, config, *, on_epoch_end, **options):
@@ -65,7 +66,7 @@ def interrupt_after(epoch: int, exp: Experiment, cache, artifacts, monkeypatch) 
     with monkeypatch.context() as m:
         m.setattr(experiments, "fit", interrupted_fit)
         with pytest.raises(KeyboardInterrupt):
-            run_experiment(exp, cache, artifacts, progress=False)
+            run_experiment(exp, cache, artifacts, progress=False, **run_options)
 
 
 def assert_same_weights(checkpoint_a: str, checkpoint_b: str) -> None:

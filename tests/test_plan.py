@@ -86,6 +86,17 @@ def test_final_epochs_are_the_most_that_fit(seconds, monkeypatch):
     assert final_epochs(model, RECIPE, spec, 10, 1e9) == 12  # never more than the cap
 
 
+def test_the_final_epochs_pay_for_a_validation_pass_after_each_epoch():
+    model, spec, seconds = machine(150.0), BASELINES["C"], 1800.0
+    with_validation = final_epochs(model, RECIPE, spec, COUNTS.train, seconds, n_eval=COUNTS.decision)
+    assert with_validation < final_epochs(model, RECIPE, spec, COUNTS.train, seconds)
+    config = RECIPE.train_config(spec.resolution, with_validation)
+    g = gflops(spec)
+    cost = (model.run_seconds(config, spec.resolution, g, COUNTS.train)
+            + model.eval_seconds(g, COUNTS.decision) * (config.epochs + 1))
+    assert cost <= seconds
+
+
 def test_apply_plan_sets_the_epochs_and_checks_the_profile():
     plan = make_plan(CPU, RECIPE, machine(100.0), COUNTS, 120)
     planned = apply_plan(CPU, plan)
@@ -109,6 +120,17 @@ def test_plans_read_back_and_damaged_ones_are_named(tmp_path):
     rows = planned_against_actual(plan, {"01_data": 60.0})
     assert rows[0]["actual min"] == 1.0 and rows[1]["actual min"] is None and rows[-1]["actual min"] is None
     assert rows[-1]["planned min"] == pytest.approx(sum(plan["planned_minutes"].values()), abs=0.1)
+    assert all("re-planned in 04 min" not in row for row in rows)  # the final epochs are not fixed yet
+
+
+def test_04_is_measured_against_the_minutes_it_was_re_planned_with():
+    plan = make_plan(CPU, RECIPE, machine(150.0), COUNTS, 120)
+    plan |= {"planning_seconds": 60.0}
+    plan["final"] |= {"epochs": 40, "elapsed_seconds": 60.0 + 600.0 + 30.0, "seconds_left": 3000.0}
+    actual = {"01_data": 60.0, "02_baselines": 240.0, "03_grid": 300.0, "04_scaling": 3060.0}
+    rows = {row["notebook"]: row for row in planned_against_actual(plan, actual)}
+    assert rows["04_scaling"]["re-planned in 04 min"] == pytest.approx((30.0 + 3000.0) / 60, abs=0.05)
+    assert rows["03_grid"]["re-planned in 04 min"] is None and rows["04_scaling"]["actual min"] == 51.0
 
 
 class FakeStudy:
@@ -144,6 +166,28 @@ def test_the_final_epochs_are_fixed_once_and_reused(small_cache, tmp_path, monke
     assert saved["epochs"] == epochs and saved["network"] == "C"
     monkeypatch.setattr(budget, "time_steps", lambda *a, **k: pytest.fail("the final model was timed again"))
     assert budget.fix_final_epochs(FakeStudy(small_cache, tmp_path), BASELINES["C"]) == epochs
+
+
+def test_the_final_model_is_held_to_the_estimate_that_fixed_its_epochs(small_cache, tmp_path, monkeypatch):
+    study, spec = FakeStudy(small_cache, tmp_path), BASELINES["C"]
+    monkeypatch.setattr(budget, "counts_of", lambda _: COUNTS)
+    monkeypatch.setattr(budget, "time_steps", lambda *a, **k: [Timing("C", 32, gflops(spec, 32), 600.0, 2400.0),
+                                                                Timing("C", 64, gflops(spec), 300.0, 1200.0)])
+    budget.ensure_plan(study, 120)
+    assert budget.final_time_limit(study, spec) is None  # epochs not fixed yet
+    epochs = budget.fix_final_epochs(study, spec)
+    final = json.loads((tmp_path / "plan.json").read_text())["final"]
+    limit = budget.final_time_limit(FakeStudy(small_cache, tmp_path), spec)  # a resumed run: rebuilt from the plan
+    model = CostModel(**final["cost_model"])
+    validation = model.eval_seconds(gflops(spec), COUNTS.decision)
+    assert limit.seconds == pytest.approx(final["seconds_left"] - validation)
+    assert limit.epoch_seconds(32) == pytest.approx(model.train_seconds(gflops(spec, 32), COUNTS.train) + validation,
+                                                     rel=0.01)  # FLOPs scale with the pixels
+    config = RECIPE.train_config(spec.resolution, epochs)
+    planned = sum(limit.epoch_seconds(config.epoch_plan(e, spec.resolution)[0]) for e in range(config.epochs))
+    assert planned <= limit.seconds  # on plan, the limit holds the fixed epochs
+    with pytest.raises(PlanError, match="fixed for C, not A"):
+        budget.final_time_limit(study, BASELINES["A"])
 
 
 def _history(folder, rows: list[tuple[int, float]]) -> None:

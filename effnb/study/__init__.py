@@ -1,6 +1,6 @@
 """The study: its context and profiles, selection by declared rules, statistics, the test2 guard, ablations, analysis."""
 from effnb.study.analysis import describe_hardest, image_statistics, predict_models
-from effnb.study.budget import fix_final_epochs
+from effnb.study.budget import final_time_limit, fix_final_epochs
 from effnb.study.context import (
            FIXRES_STEPS,
            Study,
@@ -28,6 +28,6 @@ from effnb.study.stats import (
 
 __all__ = ["FIXRES_STEPS", "NOTEBOOKS", "PROFILES", "BaselinesOutput", "CostOrderedRule", "DecisionRule", "FinetuneOutput",
            "OutputMissing", "Profile",
-           "Study", "accuracy_interval", "compare_paired", "describe_hardest", "describe_plan", "fix_final_epochs", "format_accuracy", "get_profile",
+           "Study", "accuracy_interval", "compare_paired", "describe_hardest", "describe_plan", "final_time_limit", "fix_final_epochs", "format_accuracy", "get_profile",
            "image_statistics", "measure_candidate", "measurement", "open_study", "planned_against_actual", "predict_models", "prepare_study",
            "provenance", "read_output", "read_plan", "read_test2", "select"]

@@ -6,6 +6,7 @@ import glob
 import json
 import re
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import psutil
@@ -29,6 +30,7 @@ from effnb.study.plan import (
     time_steps,
     write_plan,
 )
+from effnb.train.time_limit import TimeLimit
 from effnb.utils.device import cpu_name
 
 
@@ -97,8 +99,10 @@ def fix_final_epochs(study: Study, spec: NetSpec) -> int:
 
     Two estimates of this network's speed, each a line of seconds per image against GFLOPs: its step timed now at
     the first and last input sizes (twice, the faster kept), and the whole epochs the selection trained it for.
-    The slower one sets the epochs: a short timing has been measured 1.6 times as fast as the epochs that
-    followed it (``reports/speed.md``), and a budget is a promise."""
+    Both count each epoch's validation pass and the closing evaluation at the timed evaluation speed. The slower
+    one sets the epochs (a short timing has been measured 1.6 times as fast as the epochs that followed it,
+    ``reports/speed.md``, and a budget is a promise) and is saved with them: :func:`final_time_limit` holds the
+    run to it."""
     plan = read_plan(study.artifacts_dir)
     if plan is None:
         return study.profile.final.epochs
@@ -109,13 +113,37 @@ def fix_final_epochs(study: Study, spec: NetSpec) -> int:
         elapsed = elapsed_seconds(study.artifacts_dir, plan, "04_scaling")
         left = (plan["budget_minutes"] * 60 * (1 - MARGIN) - elapsed - plan["reserve_minutes"] * 60
                 - NOTEBOOK_SECONDS * 2)
-        n_train = counts_of(study).train
-        by = {"timed": final_epochs(CostModel.fit(timed), study.recipe, spec, n_train, left)}
-        if trained:
-            by["trained"] = final_epochs(CostModel.fit(trained), study.recipe, spec, n_train, left)
-        plan["final"] |= {"epochs": min(by.values()), "network": spec.name, "epochs_by_estimate": by,
+        counts = counts_of(study)
+        models = {"timed": CostModel.fit(timed)}
+        if trained:  # the selection's epochs give training speed only: evaluation as timed
+            models["trained"] = replace(CostModel.fit(trained), eval_a=models["timed"].eval_a,
+                                        eval_b=models["timed"].eval_b)
+        by = {k: final_epochs(m, study.recipe, spec, counts.train, left, counts.decision) for k, m in models.items()}
+        slower = min(by, key=by.get)
+        plan["final"] |= {"epochs": by[slower], "network": spec.name, "epochs_by_estimate": by,
                           "timed": [t.__dict__ for t in timed], "trained": [t.__dict__ for t in trained],
-                          "seconds_left": left, "elapsed_seconds": elapsed}
+                          "seconds_left": left, "elapsed_seconds": elapsed, "cost_model": asdict(models[slower]),
+                          "n_train": counts.train, "n_eval": counts.decision}
         write_plan(study.artifacts_dir, plan)
     study.profile = apply_plan(study.profile, plan)
     return plan["final"]["epochs"]
+
+
+def final_time_limit(study: Study, spec: NetSpec) -> TimeLimit | None:
+    """The final model's training limit, from the plan :func:`fix_final_epochs` completed: the seconds left for it
+    less its closing evaluation, and the estimate that fixed its epochs (each epoch's validation pass included).
+    None without a plan, or with one completed before effnb saved that estimate."""
+    plan = read_plan(study.artifacts_dir)
+    final = plan["final"] if plan else {}
+    if "cost_model" not in final:
+        return None
+    if final["network"] != spec.name:
+        raise PlanError(f"the plan's final epochs were fixed for {final['network']}, not {spec.name}: "
+                        f"use a fresh --artifacts-dir")
+    model, g, k = CostModel(**final["cost_model"]), gflops(spec), spec.resolution
+    validation = model.eval_seconds(g, final["n_eval"])
+
+    def epoch_seconds(size: int) -> float:
+        return model.train_seconds(g * (size / k) ** 2, final["n_train"]) + validation
+
+    return TimeLimit(max(final["seconds_left"] - validation, 1.0), epoch_seconds)

@@ -248,13 +248,16 @@ def make_plan(profile: Profile, recipe: Recipe, model: CostModel, counts: Counts
             "reserve_minutes": reserve / 60, "planned_minutes": minutes, "cost_model": asdict(model)}
 
 
-def final_epochs(model: CostModel, recipe: Recipe, spec: NetSpec, n_train: int, seconds: float) -> int:
+def final_epochs(model: CostModel, recipe: Recipe, spec: NetSpec, n_train: int, seconds: float, n_eval: int = 0) -> int:
     """The most whole equivalent epochs of ``spec`` that fit ``seconds`` by ``model`` (this network's own line,
-    every real epoch at its progressive-resizing size), between 1 and :data:`MAX_FINAL_EPOCHS`."""
+    every real epoch at its progressive-resizing size, each followed by a validation pass over ``n_eval`` images,
+    and one more pass to close), between 1 and :data:`MAX_FINAL_EPOCHS`."""
     g = gflops(spec)
 
     def fits(epochs: int) -> bool:
-        return model.run_seconds(recipe.train_config(spec.resolution, epochs), spec.resolution, g, n_train) <= seconds
+        config = recipe.train_config(spec.resolution, epochs)
+        validation = model.eval_seconds(g, n_eval) * (config.epochs + 1)
+        return model.run_seconds(config, spec.resolution, g, n_train) + validation <= seconds
 
     low, high = 1, MAX_FINAL_EPOCHS  # the answer lies in [low, high]: binary search (the cost grows with epochs)
     while low < high:
@@ -330,14 +333,25 @@ def describe_plan(plan: dict) -> str:
 
 def planned_against_actual(plan: dict, actual_seconds: dict[str, float | None]) -> list[dict]:
     """One row per notebook: planned and actual minutes (actual: papermill's wall time, None if it did not run), and
-    a last row for the whole study (its actual minutes include the planning before 01)."""
+    a last row for the whole study (its actual minutes include the planning before 01). Once 04 has fixed the final
+    epochs, a column between them gives 04 the minutes it was re-planned with then: its time before that and the
+    seconds left for the final model (which hold what the earlier notebooks saved)."""
+    final = plan["final"]
+    before = [actual_seconds.get(stem) for stem in STAGES[:STAGES.index("04_scaling")]]
+    replanned = None
+    if "seconds_left" in final and None not in before:
+        in_04 = final["elapsed_seconds"] - plan.get("planning_seconds", 0) - sum(before)
+        replanned = round((in_04 + final["seconds_left"]) / 60, 1)
     rows = []
     for stem in STAGES:
         seconds = actual_seconds.get(stem)
-        rows.append({"notebook": stem, "planned min": round(plan["planned_minutes"][stem], 1),
-                     "actual min": None if seconds is None else round(seconds / 60, 1)})
+        row = {"notebook": stem, "planned min": round(plan["planned_minutes"][stem], 1)}
+        if replanned is not None:
+            row["re-planned in 04 min"] = replanned if stem == "04_scaling" else None
+        rows.append(row | {"actual min": None if seconds is None else round(seconds / 60, 1)})
     spent = [actual_seconds.get(stem) for stem in STAGES]
     rows.append({"notebook": f"all (budget {plan['budget_minutes']:g})",
                  "planned min": round(sum(plan["planned_minutes"].values()), 1),
+                 **({} if replanned is None else {"re-planned in 04 min": None}),
                  "actual min": None if None in spent else round((sum(spent) + plan.get("planning_seconds", 0)) / 60, 1)})
     return rows

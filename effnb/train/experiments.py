@@ -32,6 +32,7 @@ from effnb.train.checkpoint import load_checkpoint, save_checkpoint
 from effnb.train.feed import Feed
 from effnb.train.fit import TrainConfig, TrainState, fit
 from effnb.train.inference import evaluate, recalibrate_bn
+from effnb.train.time_limit import TimeLimit
 from effnb.utils.atomic import LOCK_FILE, ensure_dir, locked, torch_save, write_json
 
 
@@ -166,8 +167,11 @@ def _start_model(exp: Experiment) -> torch.nn.Module:
 
 
 def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path,
-                   device: torch.device | str = "cpu", progress: bool = True) -> dict:
+                   device: torch.device | str = "cpu", progress: bool = True, time_limit: TimeLimit | None = None) -> dict:
     """Run ``exp`` (or resume it, or read back its finished result) and return its result dict.
+
+    ``time_limit`` bounds its training (:mod:`effnb.train.time_limit`): a run that falls behind it ends its schedule
+    sooner, and its result says after which epoch (``shortened_to``). A finished result is read back as it is.
 
     The experiment's folder is locked while it runs: another run of the same experiment waits for it,
     then reads its result back.
@@ -185,11 +189,12 @@ def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path
             if progress:
                 print(f"[{exp.name}] finished by another run: read back from experiments/{folder.name}")
             return done
-        _run(exp, cache, folder, device, progress)
+        _run(exp, cache, folder, device, progress, time_limit)
     return read_result(exp, artifacts_dir)  # the same JSON form as a result read back later
 
 
-def _run(exp: Experiment, cache: ImageCache, folder: Path, device: torch.device | str, progress: bool) -> None:
+def _run(exp: Experiment, cache: ImageCache, folder: Path, device: torch.device | str, progress: bool,
+         time_limit: TimeLimit | None = None) -> None:
     feed, val = exp.train_feed(cache), exp.eval_feed(cache)
     model = _start_model(exp)
     progress_path = folder / "progress.pt"
@@ -209,7 +214,7 @@ def _run(exp: Experiment, cache: ImageCache, folder: Path, device: torch.device 
             torch_save(progress_path, {"model": model.state_dict(), "state": state})
 
         state = fit(model, feed, exp.train, val=val, seed=exp.seed, device=device, state=state,
-                    on_epoch_end=save_progress, progress=progress)
+                    on_epoch_end=save_progress, progress=progress, time_limit=time_limit)
     # resumed runs count the epochs done before the interruption too
     seconds = sum(r["seconds"] for r in state.history) if state.history else time.perf_counter() - started
     preprocessing = {"k_train": exp.spec.resolution, **TestSize.at(exp.k_test)._asdict(),
@@ -222,6 +227,7 @@ def _run(exp: Experiment, cache: ImageCache, folder: Path, device: torch.device 
         "n_train": len(exp.train_indices), "n_eval": len(exp.eval_indices), "seed": exp.seed,
         "params": count_params(model), "flops": count_flops(exp.spec, exp.spec.resolution),
         "eval_flops": count_flops(exp.spec, exp.k_test), "history": state.history, "train_seconds": seconds,
+        "shortened_to": state.epochs,
         "checkpoint": str(checkpoint), "checkpoint_sha256": _sha256(checkpoint),
     }
     if val is not None:

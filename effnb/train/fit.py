@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
@@ -25,6 +26,7 @@ from effnb.train import distributed
 from effnb.train.feed import Feed
 from effnb.train.inference import bf16_is_fast, evaluate
 from effnb.train.modes import autocast, set_train_mode, trainable_parameters
+from effnb.train.time_limit import TimeLimit
 from effnb.utils.progress import tqdm
 
 
@@ -90,6 +92,7 @@ class TrainState:
     optimizer_state: dict | None = None
     scheduler_state: dict | None = None
     ema_state: dict | None = None  # the AveragedModel's state dict (weights, BN buffers, n_averaged)
+    epochs: int | None = None  # the real epochs after a time limit shortened the run; None: the config's
 
 
 def make_optimizer(params: list[nn.Parameter], config: TrainConfig, steps_per_epoch: int):
@@ -100,7 +103,15 @@ def make_optimizer(params: list[nn.Parameter], config: TrainConfig, steps_per_ep
         opt = torch.optim.Adam(params, lr=config.lr)
     else:
         opt = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True)
+    return opt, make_scheduler(opt, config, steps_per_epoch)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, done_steps: int = 0):
+    """The learning-rate schedule of ``config`` over its epochs, already ``done_steps`` steps in (a run whose
+    schedule is shortened midway goes on from where its new schedule stands at that step)."""
     total = max(10, config.epochs * steps_per_epoch)  # OneCycleLR needs a few steps per phase
+    for group in opt.param_groups:  # a schedule rebuilt midway starts again from its first learning rate
+        group["lr"] = group.get("initial_lr", group["lr"])
     if config.schedule == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.2)
     elif config.schedule == "cosine":
@@ -111,7 +122,12 @@ def make_optimizer(params: list[nn.Parameter], config: TrainConfig, steps_per_ep
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1)
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    return opt, sched
+    if done_steps and config.schedule != "plateau":  # plateau steps per epoch on a metric: nothing to replay
+        with warnings.catch_warnings():  # stepping the schedule alone, without optimizer steps, is the point here
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(min(done_steps, total)):
+                sched.step()
+    return sched
 
 
 def make_ema(model: nn.Module, decay: float) -> AveragedModel:
@@ -242,7 +258,7 @@ def _validate(model: nn.Module, val: Feed, device: torch.device) -> dict:
 def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None = None, seed: int = 0,
         device: torch.device | str = "cpu", state: TrainState | None = None,
         on_epoch_end: Callable[[nn.Module, TrainState, object, object], None] | None = None,
-        progress: bool = True, sync_every: int | None = None) -> TrainState:
+        progress: bool = True, sync_every: int | None = None, time_limit: TimeLimit | None = None) -> TrainState:
     """Train ``model`` on ``train`` for ``config.epochs`` epochs, starting after ``state.epoch`` when resuming.
 
     Returns the training state with a per-epoch history (train/val loss and accuracy, learning rate,
@@ -254,6 +270,8 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
     Under torchrun each rank trains on its share of each batch; rank 0 alone evaluates, prints and saves.
     Off the CPU the cache is held on the device where it fits (:meth:`Feed.on`) and the host reads the loss every
     ``sync_every`` steps (default :func:`default_sync_every`).
+    With ``time_limit``, an epoch that leaves the rest projected past it shortens the run
+    (:meth:`TimeLimit.epochs_that_fit`): ``state.epochs`` records the new length, and a resumed run keeps it.
     """
     device = torch.device(device)
     train, val = train.on(device), val.on(device) if val is not None else None
@@ -266,11 +284,14 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
         if state is None:
             return TrainState()
         progress = progress and distributed.is_main()
+    if state.epochs is not None:  # shortened by a time limit before the interruption
+        config = replace(config, epochs=state.epochs)
     steps = max(1, len(train) // train.batch_size)
     opt, sched, ema = _resume(model, config, state, steps)
     per_batch_schedule = config.schedule != "plateau"
     net = distributed.wrap_model(model, device)  # model itself for one process
-    for epoch in range(state.epoch, config.epochs):
+    while state.epoch < config.epochs:
+        epoch = state.epoch
         set_train_mode(model, config.trainable)
         gen = epoch_generator(seed, epoch)
         feed = train
@@ -288,13 +309,25 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
         if ema is not None:
             state.ema_state = ema.state_dict()
         if val is not None:
+            started = time.perf_counter()
             row.update(_validate(ema.module if ema is not None else model, val, device))
+            row["val_seconds"] = time.perf_counter() - started
         if not per_batch_schedule:
             sched.step(row.get("val_loss", row["train_loss"]))
         state.history.append(row)
         state.epoch = epoch + 1
+        if time_limit is not None and state.epoch < config.epochs:
+            epochs = distributed.broadcast_object(time_limit.epochs_that_fit(config, train.side, state.history))
+            if epochs < config.epochs:
+                row["shortened_to"] = state.epochs = epochs
+                config = replace(config, epochs=epochs)
+                if per_batch_schedule:
+                    sched = make_scheduler(opt, config, steps, done_steps=state.epoch * steps)
         if progress:
             tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            if "shortened_to" in row:
+                tqdm.write(f"behind the time limit of {time_limit.seconds / 60:.1f} min: the run now ends after "
+                           f"epoch {row['shortened_to']}, its schedule shortened to fit")
         stop = should_stop(state, row, config.early_stopping)
         if on_epoch_end is not None and distributed.is_main():
             on_epoch_end(model, state, opt, sched)

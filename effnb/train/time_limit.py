@@ -1,0 +1,63 @@
+"""A training run's time limit: when its epochs fall behind, the rest of its schedule is shortened to fit.
+
+A budget in minutes is a promise, and a short timing cannot keep it alone: this machine's speed swings by a fifth
+within an hour. :class:`TimeLimit` holds what a run may spend (its epochs and their validation passes) and the
+estimate its epochs were planned with. After each epoch, :meth:`TimeLimit.epochs_that_fit` scales that estimate
+by how much slower the last epochs ran than it said and, when the rest of the schedule would end past the limit,
+returns fewer real epochs. :func:`effnb.train.fit.fit` then ends the schedule there: the learning rate still
+anneals to its end and the input size still reaches k_train, only sooner. It never lengthens a run.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from effnb.train.fit import TrainConfig
+
+RECENT_EPOCHS = 5  # how many of the last epochs measure the slowdown (the machine's speed drifts within a run)
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """``seconds`` for a run's epochs and their validation passes; ``epoch_seconds(size)`` the planned estimate of
+    one epoch at input size ``size``, its validation pass included; ``recent``: the last epochs that measure the
+    slowdown (no decision before that many have run, so one slow first epoch cannot cut a run short)."""
+
+    seconds: float
+    epoch_seconds: Callable[[int], float]
+    recent: int = RECENT_EPOCHS
+
+    def __post_init__(self) -> None:
+        if self.seconds <= 0 or self.recent < 1:
+            raise ValueError(f"a time limit needs seconds > 0 and recent >= 1, got {self.seconds} and {self.recent}")
+
+    def slowdown(self, history: list[dict]) -> float:
+        """Measured over planned seconds of the last ``recent`` epochs (below 1: faster than planned)."""
+        recent = history[-self.recent:]
+        planned = sum(self.epoch_seconds(row["size"]) for row in recent)
+        return spent_seconds(recent) / planned if planned > 0 else 1.0
+
+    def epochs_that_fit(self, config: TrainConfig, k_train: int, history: list[dict]) -> int:
+        """The real epochs ``config`` (``len(history)`` of them done) should end at: its own while the rest is
+        projected to end inside the limit, else the most that do, at least one more than done."""
+        done, spent = len(history), spent_seconds(history)
+        if done < self.recent:
+            return config.epochs
+        factor = self.slowdown(history)
+
+        def projected(epochs: int) -> float:
+            shorter = replace(config, epochs=epochs)
+            return spent + factor * sum(self.epoch_seconds(shorter.epoch_plan(e, k_train)[0]) for e in range(done, epochs))
+
+        for epochs in range(config.epochs, done, -1):
+            if projected(epochs) <= self.seconds:
+                return epochs
+        return min(done + 1, config.epochs)
+
+
+def spent_seconds(history: list[dict]) -> float:
+    """The seconds ``history``'s epochs took, their validation passes included."""
+    return sum(row["seconds"] + row.get("val_seconds", 0.0) for row in history)
+
