@@ -120,3 +120,62 @@ def test_the_default_phi_budget_is_the_minutes_of_the_profiles_final_model():
     assert phi2_budget(replace(cpu, final=replace(cpu.final, phi=2, epochs=11))) == 11
     assert phi2_budget(replace(cpu, final=replace(cpu.final, phi=1, epochs=23))) == 11  # 23 x 0.48 = 11.04
     assert phi2_budget(replace(cpu, final=replace(cpu.final, phi=1, epochs=1))) == 1  # never zero
+
+
+def test_final_rows_change_one_lever_each_of_the_studys_recipe():
+    from effnb.study.ablation import final_variants
+    from effnb.train.recipes import get_recipe
+
+    recipe = get_recipe("budget")
+    rows = {v.name: v for v in final_variants(recipe, BASELINES["C"], steps=20000)}
+    assert list(rows)[0] == "budget" and rows["budget"].recipe == recipe  # the reference first, unchanged
+    assert rows["ema"].recipe.train.ema_decay == 0.9995 and rows["ema"].recipe.with_changes(ema_decay=None) == recipe
+    assert rows["no-smoothing"].recipe.with_changes(label_smoothing=recipe.train.label_smoothing) == recipe
+    assert rows["lr-half"].recipe.train.lr * 4 == rows["lr-double"].recipe.train.lr
+    assert rows["wd-half"].recipe.train.weight_decay * 4 == rows["wd-double"].recipe.train.weight_decay
+    low, high = recipe.train.p_range
+    assert rows["crops-smaller"].recipe.train.p_range == (low / 2, high)
+    assert rows["crops-larger"].recipe.train.p_range == ((low + 1) / 2, 1.0)
+    assert all(v.spec == BASELINES["C"] for v in rows.values())
+
+
+def test_the_final_budget_defaults_to_the_committed_plan_of_the_same_profile(tmp_path):
+    from effnb.study.ablation import planned_final_epochs
+    from effnb.study.profiles import PROFILES
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"profile": "cpu", "final": {"epochs": 44}}))
+    assert planned_final_epochs(PROFILES["cpu"], plan) == 44
+    assert planned_final_epochs(PROFILES["smoke"], plan) == PROFILES["smoke"].final.epochs  # another profile's plan
+    assert planned_final_epochs(PROFILES["cpu"], tmp_path / "none.json") == PROFILES["cpu"].final.epochs
+
+
+def test_final_rules_are_stated_before_the_table_and_decided_after_it():
+    from effnb.study.ablation import TTA_RULE, final_decisions, final_rule
+    from effnb.train.recipes import get_recipe
+
+    rng = np.random.default_rng(1)
+    truth = rng.random(2000)
+    def row(name, p, p_tta):
+        correct = {"train_res": (truth < p).astype(int).tolist(), "train_res_tta": (truth < p).astype(int).tolist(),
+                   "fixres": (truth < p).astype(int).tolist(), "fixres_tta": (truth < p_tta).astype(int).tolist()}
+        return {"variant": name, "what": name, "equivalent_epochs": 44.0, "epochs": 75, "train_minutes": 70.0,
+                "img_per_s": 200.0, "k_test": 106, "correct": correct}
+    rules = [final_rule(get_recipe("budget")), TTA_RULE]
+    summaries = [row("budget", 0.90, 0.92), row("ema", 0.93, 0.93), row("lr-half", 0.90, 0.90)]
+    decisions = final_decisions(table(summaries, "budget"), summaries, rules)
+    assert decisions["recipe"].chosen == "ema" and decisions["recipe"].switched
+    assert decisions["tta"].chosen == "flip TTA" and decisions["tta"].switched
+    held = final_decisions(table(summaries[::2], "budget"), summaries[::2], rules)
+    assert held["recipe"].chosen == "budget" and not held["recipe"].switched
+    text = to_markdown(table(summaries, "budget"), "effnb ablate --final", "header", [r.statement() for r in rules],
+                       [d.sentence for d in decisions.values()], ["wd-half"])
+    rule_at, table_at, decided_at = text.index("Decision rule"), text.index("| budget |"), text.index(decisions["recipe"].sentence)
+    assert rule_at < table_at < decided_at and "Not run yet: `wd-half`" in text
+
+
+def test_final_and_phi_are_two_ablations(capsys):
+    assert main(["ablate", "--final", "--phi", "--data-dir", "/nonexistent"]) == 2
+    assert "choose one" in capsys.readouterr().err
+    assert main(["ablate", "--final", "--only", "onecycle", "--data-dir", "/nonexistent"]) == 2
+    assert "choose from budget, ema" in capsys.readouterr().err

@@ -141,22 +141,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from effnb.study.ablation import check_only, phi2_budget, run_ablation
+    from effnb.study.ablation import check_only, phi2_budget, planned_final_epochs, run_ablation
     from effnb.study.context import prepare_study
+    from effnb.study.profiles import get_profile
+    from effnb.train.recipes import get_recipe
     from effnb.utils.atomic import ensure_dir
     from effnb.utils.device import pick_device
 
     device = pick_device(args.device)  # the flags first: decoding the images takes minutes
-    check_only(args.only, args.phi)
+    if args.phi and args.final:
+        raise ValueError("--phi and --final are two different ablations: choose one")
+    check_only(args.only, args.phi, get_recipe(get_profile(args.profile).recipe) if args.final else None)
     ensure_dir(args.reports_dir, "reports folder")
     study = prepare_study(args.profile, args.data_dir, args.artifacts_dir, args.seed)
-    epochs = args.epochs or (phi2_budget(study.profile) if args.phi else 6)
+    default = phi2_budget(study.profile) if args.phi else planned_final_epochs(study.profile) if args.final else 6
+    epochs = args.epochs or default
+    kind = " --phi" if args.phi else " --final" if args.final else ""
     command = (f"effnb ablate --profile {args.profile} --data-dir {args.data_dir} --artifacts-dir {args.artifacts_dir} "
-               f"--seed {args.seed}{' --phi' if args.phi else ''} --epochs {epochs:g}"
+               f"--seed {args.seed}{kind} --epochs {epochs:g}"
                f"{f' --train-n {args.train_n}' if args.train_n else ''} --recal-n {args.recal_n} "
                f"--reports-dir {args.reports_dir}")
     print(run_ablation(study, epochs, args.reports_dir, command, args.train_n, args.recal_n, args.only,
-                       device, phi=args.phi))
+                       device, phi=args.phi, final=args.final))
     return 0
 
 
@@ -255,6 +261,9 @@ def _add_ablate(sub) -> None:
                    "at phi = 2 (default: the minutes of the profile's final model)")
     p.add_argument("--phi", action="store_true", help="compare phi = 2, 1, 3, 0 of the study's final network at equal "
                    "minutes, with the profile's recipe (writes ablation-phi.md) instead of the recipe levers")
+    p.add_argument("--final", action="store_true", help="the profile's recipe on the study's final network at the "
+                   "final model's budget (default: the committed plan's epochs) and each lever changed alone on it "
+                   "(writes ablation-final.md)")
     p.add_argument("--reports-dir", default="reports")
     p.add_argument("--train-n", type=positive_int, help="train on this many training images (default: all)")
     p.add_argument("--recal-n", type=positive_int, default=1000, help="images for BN recalibration at the FixRes size")

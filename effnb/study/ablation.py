@@ -41,6 +41,7 @@ from effnb.utils.correct import pack_correct, unpack_correct
 REFERENCE = "onecycle"
 PHI_REFERENCE = "phi2"
 PHI_RECORD = Path(__file__).resolve().parents[2] / "reports" / "ablation-phi.json"  # the committed `effnb ablate --phi`
+PLAN_RECORD = Path(__file__).resolve().parents[2] / "reports" / "models" / "plan.json"  # the committed study's plan
 
 # Training time per image of C scaled by phi, relative to phi = 2, measured once with effnb bench and fixed here so
 # the rows' budgets are reproducible (the measurements: reports/history.md).
@@ -94,6 +95,49 @@ def default_variants(steps: int = 1000) -> list[Variant]:
                 "U(0.4, 0.9), batch 32", ref.with_changes(p_range=(0.4, 0.9), p_range_start=(0.6, 1.0),
                                                           size_start=0.5, batch_size=32)),
     ]
+
+
+def final_variants(recipe: Recipe, spec: NetSpec, steps: int) -> list[Variant]:
+    """The study's ``recipe`` on its final network ``spec`` (the reference, first), and each lever of the recipe
+    changed alone on it, in the order they are run (the ones most likely to matter first): EMA, label smoothing,
+    peak learning rate, weight decay, the crop range. Flip TTA needs no row: every row is evaluated with and
+    without it. ``steps`` (optimiser steps of the run) sets the EMA decay so the average spans about the last 10 %.
+    """
+    t, decay = recipe.train, round(max(0.5, 1 - 10 / steps), 4)
+    low, high = t.p_range
+    return [
+        Variant(recipe.name, f"reference: the study's `{recipe.name}` recipe ({recipe.about})", recipe, spec),
+        Variant("ema", f"+ EMA of weights and BN buffers (decay {decay} per step), the average evaluated",
+                recipe.with_changes(ema_decay=decay), spec),
+        Variant("no-smoothing", f"label smoothing 0 instead of {t.label_smoothing:g}",
+                recipe.with_changes(label_smoothing=0.0), spec),
+        Variant("lr-half", f"peak lr {t.lr / 2:g} instead of {t.lr:g}", recipe.with_changes(lr=t.lr / 2), spec),
+        Variant("lr-double", f"peak lr {t.lr * 2:g} instead of {t.lr:g}", recipe.with_changes(lr=t.lr * 2), spec),
+        Variant("wd-half", f"weight decay {t.weight_decay / 2:g} instead of {t.weight_decay:g}",
+                recipe.with_changes(weight_decay=t.weight_decay / 2), spec),
+        Variant("wd-double", f"weight decay {t.weight_decay * 2:g} instead of {t.weight_decay:g}",
+                recipe.with_changes(weight_decay=t.weight_decay * 2), spec),
+        Variant("crops-smaller", f"last epoch's crops U({low / 2:g}, {high:g}) instead of U({low:g}, {high:g}) "
+                "(sigma and FixRes size change)", recipe.with_changes(p_range=(low / 2, high)), spec),
+        Variant("crops-larger", f"last epoch's crops U({(low + 1) / 2:g}, 1) instead of U({low:g}, {high:g}) "
+                "(sigma and FixRes size change)", recipe.with_changes(p_range=((low + 1) / 2, 1.0)), spec),
+    ]
+
+
+def planned_final_epochs(profile: Profile, plan: Path = PLAN_RECORD) -> float:
+    """The final model's equivalent epochs in the committed study's plan (``plan``) when it is this profile's, else
+    the profile's own: the default budget of the rows at the final budget."""
+    try:
+        record = json.loads(plan.read_text())
+    except (OSError, ValueError):
+        return profile.final.epochs
+    return record["final"]["epochs"] if record.get("profile") == profile.name else profile.final.epochs
+
+
+def final_network(profile: Profile) -> NetSpec:
+    """The study's final network: baseline C scaled with the seed's experiment 1 for alpha, beta, gamma at the
+    profile's phi (the choice the committed study made)."""
+    return scale(BASELINES["C"], *seed_study.GRID_MULTIPLIERS[0], profile.final.phi)
 
 
 def phi2_budget(profile: Profile) -> int:
@@ -208,8 +252,22 @@ def _versus(comparison: dict | None) -> str:
             f"p = {c['p_value']:.2g}" + (f", Holm p = {c['adjusted_p']:.2g}" if c.get("adjusted_p") is not None else ""))
 
 
-def to_markdown(rows: list[dict], command: str, header: str) -> str:
-    """The table as Markdown, with the command that regenerates it at the top."""
+def final_decisions(table_rows: list[dict], summaries: list[dict], rules: list[DecisionRule]) -> dict[str, Decision]:
+    """The rules of the rows at the final budget applied to the rows run so far: the recipe rule over every lever
+    that has a comparison with the reference (Holm over them), the TTA rule on the reference row."""
+    recipe_rule, tta_rule = rules
+    comparisons = [PairedComparison(**r["fixres_vs_reference"]) for r in table_rows if "fixres_vs_reference" in r]
+    out = {"recipe": recipe_rule.decide_comparisons(comparisons)} if comparisons else {}
+    reference = next((s for s in summaries if s["variant"] == recipe_rule.incumbent), None)
+    if reference is not None:
+        out["tta"] = tta_decision(reference)
+    return out
+
+
+def to_markdown(rows: list[dict], command: str, header: str, rules: list[str] = (), decisions: list[str] = (),
+                not_run: list[str] = ()) -> str:
+    """The table as Markdown, with the command that regenerates it at the top; ``rules`` (declared before the
+    results) follow the header, then the table, the ``decisions`` they give and the variants ``not_run`` yet."""
     cols = ["variant", "what changed", "budget", "train min", "img/s", COLUMNS["train_res"], COLUMNS["train_res_tta"],
             "k_test", COLUMNS["fixres"], COLUMNS["fixres_tta"]]
     extra = ["vs reference @k_train (points, 95 % CI, McNemar p, Holm p)", "vs reference @FixRes"]
@@ -218,37 +276,81 @@ def to_markdown(rows: list[dict], command: str, header: str) -> str:
     for r in rows:
         versus = [_versus(r.get(f"{k}_vs_reference")) for k in ("train_res", "fixres")]
         lines.append("| " + " | ".join([*(str(r[c]) for c in cols), *versus]) + " |")
+    if rules:
+        lines[2:2] = ["", "\n\n".join(rules)]
+    lines += ["", *decisions] if decisions else []
+    if not_run:
+        lines += ["", f"Not run yet: {', '.join(f'`{n}`' for n in not_run)} (the same command runs them; finished "
+                      "rows are read back)."]
     return "\n".join(lines) + "\n"
 
 
-def check_only(only: list[str] | None, phi: bool = False) -> None:
+def check_only(only: list[str] | None, phi: bool = False, final: Recipe | None = None) -> None:
     """Raise a one-line ``ValueError`` when ``only`` names a variant that is not a row of this ablation (checked
-    before any image is decoded: the names do not depend on the data or the budget)."""
-    every = [v.name for v in (phi_variants(get_recipe(REFERENCE), 1.0) if phi else default_variants())]
+    before any image is decoded: the names do not depend on the data or the budget); ``final``: the recipe whose
+    rows at the final budget are run."""
+    if final is not None:
+        rows = final_variants(final, BASELINES["C"], 1000)
+    else:
+        rows = phi_variants(get_recipe(REFERENCE), 1.0) if phi else default_variants()
+    every = [v.name for v in rows]
     unknown = set(only or ()) - set(every)
     if unknown:
         raise ValueError(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {', '.join(every)}")
 
 
+def final_rule(recipe: Recipe) -> DecisionRule:
+    """The rule of the rows at the final budget, declared before they run: the study's recipe stands unless a
+    lever beats it at the FixRes size after BN recalibration (the study's evaluation)."""
+    return DecisionRule("which recipe the final model trains with, at its own budget", recipe.name,
+                        "the study's recipe")
+
+
+TTA_RULE = DecisionRule("whether flip TTA becomes the default evaluation", "one forward pass",
+                        "half the evaluation cost", holm=False)
+
+
+def tta_decision(summary: dict) -> Decision:
+    """:data:`TTA_RULE` on one row: its FixRes accuracy with flip TTA against without, on the same images."""
+    correct = summary["correct"]
+    return TTA_RULE.decide({"one forward pass": correct["fixres"], "flip TTA": correct["fixres_tta"]})
+
+
 def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: str, train_n: int | None = None,
                  recal_n: int = 1000, only: list[str] | None = None, device: torch.device | str = "cpu",
-                 progress: bool = True, phi: bool = False) -> Path:
+                 progress: bool = True, phi: bool = False, final: bool = False) -> Path:
     """Train and evaluate every variant (resumable), then write ``ablation.md`` and ``ablation.json``; with ``phi``,
-    the rows of :func:`phi_variants` (the study's recipe, ``budget`` at phi = 2) to ``ablation-phi.*``."""
+    the rows of :func:`phi_variants` (the study's recipe, ``budget`` at phi = 2) to ``ablation-phi.*``; with
+    ``final``, the rows of :func:`final_variants` (the study's recipe and final network, ``budget`` its equivalent
+    epochs) to ``ablation-final.*``, each row's decision rule stated before its results."""
     n_train = len(subset(study.splits["train"], train_n, study.seed))
+    rules: list[DecisionRule] = []
     if phi:
         every, reference, name = phi_variants(study.recipe, budget), PHI_REFERENCE, "ablation-phi"
+    elif final:
+        spec = final_network(study.profile)
+        steps = max(1, round(study.recipe.train_config(spec.resolution, budget).epochs * n_train
+                             / study.recipe.batch_size))
+        every, reference, name = final_variants(study.recipe, spec, steps), study.recipe.name, "ablation-final"
+        rules = [final_rule(study.recipe), TTA_RULE]
     else:
         every = default_variants(steps=max(1, round(budget * n_train / get_recipe(REFERENCE).batch_size)))
         reference, name = REFERENCE, "ablation"
-    check_only(only, phi)
+    check_only(only, phi, study.recipe if final else None)
     variants = [v for v in every if not only or v.name in only]
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    what = (f"The study's final network (baseline C, alpha, beta, gamma = {seed_study.GRID_MULTIPLIERS[0]}) at each phi with the "
-            f"`{study.recipe.name}` recipe, at equal training minutes: phi = 2 for {budget:g} equivalent epochs, the "
-            f"others for as many as fit in the same minutes" if phi else
-            f"Baseline C at 64 px, budget {budget:g} equivalent epochs")
+    if phi:
+        what = (f"The study's final network (baseline C, alpha, beta, gamma = {seed_study.GRID_MULTIPLIERS[0]}) at each "
+                f"phi with the `{study.recipe.name}` recipe, at equal training minutes: phi = 2 for {budget:g} "
+                f"equivalent epochs, the others for as many as fit in the same minutes")
+    elif final:
+        what = (f"The recipe at the final model's budget: the study's final network ({every[0].spec.name}, "
+                f"{every[0].spec.resolution} px) with the `{study.recipe.name}` recipe and each lever changed alone, "
+                f"{budget:g} equivalent epochs each (the committed study's plan gave its final model "
+                f"{planned_final_epochs(study.profile):g})")
+    else:
+        what = f"Baseline C at 64 px, budget {budget:g} equivalent epochs"
     rows = []
     for v in variants:
         rows.append(evaluate_variant(study, v, budget, train_n, recal_n, device, progress))
@@ -258,9 +360,13 @@ def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: 
                   f"Train minutes and img/s are wall-clock on a shared machine: compare them only roughly. Against "
                   f"`{reference}`: the accuracy difference in points with its paired bootstrap 95 % interval, the "
                   f"exact McNemar p on the same test images and its Holm adjustment over the challengers.")
-        (reports_dir / f"{name}.md").write_text(to_markdown(summary, command, header))
+        decisions = final_decisions(summary, rows, rules) if rules else {}
+        text = to_markdown(summary, command, header, [r.statement() for r in rules],
+                           [d.sentence for d in decisions.values()], [v.name for v in every if v.name not in {r["variant"] for r in rows}])
+        (reports_dir / f"{name}.md").write_text(text)
         write_json(reports_dir / f"{name}.json", {"command": command, "budget": budget, "reference": reference,
-                                                  "what": what, "rows": summary,
+                                                  "what": what, "rows": summary, "rules": [r.statement() for r in rules],
+                                                  "decisions": {k: d.sentence for k, d in decisions.items()},
                                                   "n_train": n_train, "provenance": run_provenance(study)})
     return reports_dir / f"{name}.md"
 
