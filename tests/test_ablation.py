@@ -8,7 +8,8 @@ import pytest
 
 from effnb.cli.commands import main
 from effnb.nn.model import BASELINES
-from effnb.study.ablation import default_variants, table, to_markdown
+from effnb.study.ablation import table, to_markdown
+from effnb.study.ablation_variants import default_variants
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
@@ -98,7 +99,7 @@ def test_ablate_command_writes_the_table_and_reads_finished_variants_back(image_
 
 
 def test_phi_rows_train_the_scaled_network_for_the_minutes_of_phi_2():
-    from effnb.study.ablation import PHI_COST, phi_variants
+    from effnb.study.ablation_variants import PHI_COST, phi_variants
     from effnb.train.recipes import get_recipe
 
     rows = phi_variants(get_recipe("budget"), 11)
@@ -113,7 +114,7 @@ def test_phi_rows_train_the_scaled_network_for_the_minutes_of_phi_2():
 def test_the_default_phi_budget_is_the_minutes_of_the_profiles_final_model():
     from dataclasses import replace
 
-    from effnb.study.ablation import phi2_budget
+    from effnb.study.ablation_variants import phi2_budget
     from effnb.study.profiles import PROFILES
 
     cpu = PROFILES["cpu"]
@@ -123,7 +124,7 @@ def test_the_default_phi_budget_is_the_minutes_of_the_profiles_final_model():
 
 
 def test_final_rows_change_one_lever_each_of_the_studys_recipe():
-    from effnb.study.ablation import final_variants
+    from effnb.study.ablation_variants import final_variants
     from effnb.train.recipes import get_recipe
 
     recipe = get_recipe("budget")
@@ -140,7 +141,7 @@ def test_final_rows_change_one_lever_each_of_the_studys_recipe():
 
 
 def test_the_final_budget_defaults_to_the_committed_plan_of_the_same_profile(tmp_path):
-    from effnb.study.ablation import planned_final_epochs
+    from effnb.study.ablation_variants import planned_final_epochs
     from effnb.study.profiles import PROFILES
 
     plan = tmp_path / "plan.json"

@@ -148,6 +148,17 @@ def test_an_ablation_with_rows_at_different_budgets_shows_each_budget_and_the_di
     assert f"{100 * challenger['difference']:+.2f} [" in table and f"p = {challenger['p_value']:.2g}" in table
 
 
+def test_an_ablation_states_its_rules_before_the_table_and_its_decisions_and_missing_rows_after():
+    record = {**PHI_ABLATION, "rules": ["Decision rule (which phi), fixed before the results: phi = 2 stands."],
+              "decisions": {"phi": "phi = 2 stands: no challenger beats it beyond the noise."},
+              "not_run": ["phi4", "phi5"]}
+    table = readme.ablation_markdown(record)
+    rule_at, table_at = table.index(record["rules"][0]), table.index("| variant |")
+    decided_at, missing_at = table.index(record["decisions"]["phi"]), table.index("Not run yet: `phi4`, `phi5`")
+    assert rule_at < table_at < decided_at < missing_at
+    assert "Decision rule" not in readme.ablation_markdown(PHI_ABLATION)  # a record without rules states none
+
+
 def test_a_stale_readme_fails(tmp_path):
     changed = json.loads(json.dumps(FINAL))
     changed["rows"][-1]["accuracy"] = 0.5

@@ -31,7 +31,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.readme and published.is_file():
         from effnb.report.readme import update_readme
 
-        ablations = [Path(args.reports_dir) / f"{name}.json" for name in ("ablation", "ablation-phi")]
+        ablations = [Path(args.reports_dir) / f"{name}.json" for name in ("ablation", "ablation-phi", "ablation-final")]
         print(update_readme(args.readme, json.loads(published.read_text()),
                             *(json.loads(path.read_text()) if path.is_file() else None for path in ablations)))
     return 0
@@ -141,7 +141,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from effnb.study.ablation import check_only, phi2_budget, planned_final_epochs, run_ablation
+    from effnb.study.ablation import check_only, run_ablation
+    from effnb.study.ablation_variants import phi2_budget, planned_final_epochs
     from effnb.study.context import prepare_study
     from effnb.study.profiles import get_profile
     from effnb.train.recipes import get_recipe

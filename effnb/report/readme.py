@@ -1,8 +1,8 @@
 """The README's generated blocks: the answer paragraph and the accuracy-against-compute figure (from
 ``reports/models/compute.json`` and ``final.json``), the profiles table (from ``effnb.study.profiles``), the results
-(from the published ``reports/models/final.json``), and on ``reports/recipe.md`` the recipe and phi ablations (from
-``reports/ablation.json`` and ``reports/ablation-phi.json``), so the README quotes no number that a command did not
-write.
+(from the published ``reports/models/final.json``), and on ``reports/recipe.md`` the recipe, phi and final-budget
+ablations (from ``reports/ablation.json``, ``ablation-phi.json`` and ``ablation-final.json``), so the README quotes no
+number that a command did not write.
 
 A block sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``; ``effnb study --readme README.md``
 rewrites the blocks after a run (the pages' blocks in ``reports/`` beside the README), and ``tests/test_readme.py``
@@ -26,7 +26,8 @@ class ReadmeError(ValueError):
 
 
 # the blocks that live on a page under reports/ (relative to the README's folder); the others are the README's
-PAGES = {"ablation": Path("reports") / "recipe.md", "ablation_phi": Path("reports") / "recipe.md"}
+PAGES = {"ablation": Path("reports") / "recipe.md", "ablation_phi": Path("reports") / "recipe.md",
+         "ablation_final": Path("reports") / "recipe.md"}
 
 
 def _images(n: int | None) -> str:
@@ -147,8 +148,11 @@ def _versus(row: dict, key: str) -> str:
 
 
 def ablation_markdown(ablation: dict) -> str:
-    """An ablation's table, from ``reports/ablation.json`` or ``reports/ablation-phi.json`` (``effnb ablate``)."""
+    """An ablation's table, from ``reports/ablation.json``, ``ablation-phi.json`` or ``ablation-final.json`` (``effnb
+    ablate``), with the decision rules the record states before it and their decisions after it."""
     lines = ["```bash", ablation["command"], "```", ""]
+    for rule in ablation.get("rules", ()):
+        lines += [rule, ""]
     if "what" not in ablation:  # one budget for every row
         lines += [f"Budget {ablation['budget']:g} equivalent epochs for every row; reference `{ablation['reference']}`; "
                   "p: exact McNemar test against it on the same `test` images (+a/−b: images only this row / only "
@@ -166,17 +170,23 @@ def ablation_markdown(ablation: dict) -> str:
         cost = f"{r['budget']} | {r['train min']} | " if "what" in ablation else ""
         lines.append(f"| {r['variant']} | {r['what changed']} | {cost}{r['acc @k_train [95 % CI]']} | "
                      f"{r['acc @FixRes + BN recal [95 % CI]']} | {_versus(r, 'train_res')} | {_versus(r, 'fixres')} |")
-    return "\n".join(lines)
+    after = list(ablation.get("decisions", {}).values())
+    if ablation.get("not_run"):
+        after.append(f"Not run yet: {', '.join(f'`{n}`' for n in ablation['not_run'])} (the command above runs them; "
+                     "finished rows are read back).")
+    return "\n".join([*lines, *(["", *after] if after else [])])
 
 
 def blocks(final: dict, ablation: dict | None = None, phi_ablation: dict | None = None,
-           points: list[ComputePoint] | None = None) -> dict[str, str]:
+           points: list[ComputePoint] | None = None, final_ablation: dict | None = None) -> dict[str, str]:
     """Every generated block of the README and its pages, by name (an ablation's only when it is given)."""
     out = {"answer": answer_markdown(final, points), "profiles": profiles_markdown(), "results": results_markdown(final)}
     if ablation is not None:
         out["ablation"] = ablation_markdown(ablation)
     if phi_ablation is not None:
         out["ablation_phi"] = ablation_markdown(phi_ablation)
+    if final_ablation is not None:
+        out["ablation_final"] = ablation_markdown(final_ablation)
     return out
 
 
@@ -193,13 +203,13 @@ def read_block(text: str, name: str) -> str:
 
 
 def update_readme(readme: str | Path, final: dict, ablation: dict | None = None,
-                  phi_ablation: dict | None = None) -> Path:
+                  phi_ablation: dict | None = None, final_ablation: dict | None = None) -> Path:
     """Rewrite the generated blocks of the README and of its pages under ``reports/`` beside it (see ``PAGES``) from
     ``final``, the published compute points there, the profiles and (if given) the ablations."""
     readme = Path(readme)
     texts: dict[Path, str] = {}
     points = read_compute(readme.parent / "reports")
-    for name, body in blocks(final, ablation, phi_ablation, points).items():
+    for name, body in blocks(final, ablation, phi_ablation, points, final_ablation).items():
         path = readme.parent / PAGES[name] if name in PAGES else readme
         if path not in texts:
             if not path.is_file():
