@@ -111,8 +111,10 @@ else:
 # has run 1.6 times too fast), each epoch's validation pass counted; without a plan, the profile's epochs. The run
 # is then held to its minutes: after each epoch the slower estimate, scaled by how much slower the last five epochs
 # ran than it said, projects the rest, and a run that would end late shortens its schedule (the learning rate still
-# anneals and the input size still reaches k_train, sooner). Each epoch is checkpointed: an interrupted run resumes
-# from its last finished epoch, with the same epochs.
+# anneals and the input size still reaches k_train, sooner). A run ahead of the estimate after its first five epochs
+# lengthens its schedule once instead, to at most `effnb.study.budget.LONGER` times its epochs, so that minutes the
+# cautious estimate left over still buy epochs. Each epoch is checkpointed: an interrupted run resumes from its last
+# finished epoch, with the same epochs.
 
 # %%
 final_epochs = fix_final_epochs(study, final_spec)
@@ -152,6 +154,6 @@ study.conclude("scaling", {
     f"The final model (φ = {p.final.phi}, {final_spec.resolution} px, {final['params']:,} parameters) trained "
     f"{len(final['history'])} epoch(s) on {final['n_train']:,} images in {final['train_seconds'] / 60:.1f} min and "
     f"reaches {format_accuracy(final['eval']['accuracy'], final['eval']['n'])} on `test` at its training resolution."
-    + (f" It fell behind its time limit, so its schedule was shortened to {final['shortened_to']} real epochs "
-       f"(planned: {final['train_config']['epochs']})." if final.get("shortened_to") else ""),
+    + (f" Its time limit re-planned its schedule to {final['replanned_to']} real epochs "
+       f"(planned: {final['train_config']['epochs']})." if final.get("replanned_to") else ""),
 ])

@@ -41,6 +41,23 @@ def test_a_run_on_plan_keeps_its_epochs():
     assert limit.epochs_that_fit(CONFIG, K, history(CONFIG, 8, 0.5)) == CONFIG.epochs  # faster: never longer
 
 
+def test_a_run_ahead_at_its_first_decision_lengthens_once_to_the_most_that_fit():
+    limit = TimeLimit(planned_total(CONFIG), epoch_cost, longer=1.5)
+    first = history(CONFIG, 5, 0.7)
+    epochs = limit.epochs_that_fit(CONFIG, K, first)
+    assert CONFIG.epochs < epochs <= 30  # 1.5 x 20
+
+    def projected(n: int) -> float:
+        longer = dataclasses.replace(CONFIG, epochs=n)
+        return spent_seconds(first) + 0.7 * sum(epoch_cost(longer.epoch_plan(e, K)[0]) for e in range(5, n))
+
+    assert projected(epochs) <= limit.seconds and (epochs == 30 or projected(epochs + 1) > limit.seconds)
+    assert limit.epochs_that_fit(CONFIG, K, history(CONFIG, 5, 0.1)) == 30  # far ahead: capped at 1.5 x
+    assert limit.epochs_that_fit(CONFIG, K, history(CONFIG, 6, 0.7)) == CONFIG.epochs  # later decisions: never longer
+    with pytest.raises(ValueError, match="longer >= 1"):
+        TimeLimit(1.0, epoch_cost, longer=0.5)
+
+
 @pytest.mark.parametrize("slowdown", [1.2, 1.6])
 def test_a_run_behind_ends_sooner_at_the_most_epochs_that_fit(slowdown):
     limit = TimeLimit(planned_total(CONFIG), epoch_cost)
@@ -85,19 +102,33 @@ def test_fit_shortens_a_run_behind_its_limit_and_still_ends_its_schedule(small_c
     exp = tiny_experiment(small_cache, epochs=4, train_options=dict(size_start=0.5))
     result = run_experiment(exp, small_cache, tmp_path, progress=False, time_limit=slow_everywhere())
     sizes = [row["size"] for row in result["history"]]
-    assert result["shortened_to"] == 2 and len(sizes) == 2 and result["history"][0]["shortened_to"] == 2
+    assert result["replanned_to"] == 2 and len(sizes) == 2 and result["history"][0]["replanned_to"] == 2
     assert sizes == [exp.spec.resolution // 2, exp.spec.resolution]  # the shortened schedule still reaches k_train
     assert result["history"][-1]["lr"] < 0.05 * exp.train.lr  # and the one-cycle learning rate its end (mid-way: ~0.5)
     assert all("val_seconds" in row for row in result["history"])
     unlimited = run_experiment(tiny_experiment(small_cache, epochs=1), small_cache, tmp_path, progress=False)
-    assert unlimited["shortened_to"] is None
+    assert unlimited["replanned_to"] is None
+
+
+def test_fit_lengthens_a_run_ahead_of_its_limit_and_still_ends_its_schedule(small_cache, tmp_path, monkeypatch):
+    exp = tiny_experiment(small_cache, epochs=4, train_options=dict(size_start=0.5))
+    ahead = TimeLimit(1e6, lambda size: 1e3, recent=1, longer=1.5)  # every epoch far ahead of its estimate
+    result = run_experiment(exp, small_cache, tmp_path / "a", progress=False, time_limit=ahead)
+    sizes = [row["size"] for row in result["history"]]
+    assert result["replanned_to"] == 6 and len(sizes) == 6 and result["history"][0]["replanned_to"] == 6
+    assert sizes[0] == exp.spec.resolution // 2 and sizes[-1] == exp.spec.resolution
+    assert result["history"][-1]["lr"] < 0.05 * exp.train.lr  # the lengthened one-cycle still anneals to its end
+    interrupt_after(2, exp, small_cache, tmp_path / "b", monkeypatch, time_limit=ahead)
+    resumed = run_experiment(exp, small_cache, tmp_path / "b", progress=False)  # the saved length holds
+    assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3, 4, 5, 6]
+    assert_same_weights(result["checkpoint"], resumed["checkpoint"])
 
 
 def test_a_shortened_run_resumes_with_its_new_length(small_cache, tmp_path, monkeypatch):
     exp = tiny_experiment(small_cache, epochs=4, train_options=dict(size_start=0.5))
     straight = run_experiment(exp, small_cache, tmp_path / "a", progress=False, time_limit=slow_everywhere())
-    assert straight["shortened_to"] == 2
+    assert straight["replanned_to"] == 2
     interrupt_after(1, exp, small_cache, tmp_path / "b", monkeypatch, time_limit=slow_everywhere())
     resumed = run_experiment(exp, small_cache, tmp_path / "b", progress=False)  # no limit given: the saved length holds
-    assert resumed["shortened_to"] == 2 and [row["epoch"] for row in resumed["history"]] == [1, 2]
+    assert resumed["replanned_to"] == 2 and [row["epoch"] for row in resumed["history"]] == [1, 2]
     assert_same_weights(straight["checkpoint"], resumed["checkpoint"])

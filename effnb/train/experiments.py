@@ -171,7 +171,8 @@ def run_experiment(exp: Experiment, cache: ImageCache, artifacts_dir: str | Path
     """Run ``exp`` (or resume it, or read back its finished result) and return its result dict.
 
     ``time_limit`` bounds its training (:mod:`effnb.train.time_limit`): a run that falls behind it ends its schedule
-    sooner, and its result says after which epoch (``shortened_to``). A finished result is read back as it is.
+    sooner, one ahead of it at its first decision may end later, and its result says after which epoch
+    (``replanned_to``; None: as planned). A finished result is read back as it is.
 
     The experiment's folder is locked while it runs: another run of the same experiment waits for it,
     then reads its result back.
@@ -227,7 +228,7 @@ def _run(exp: Experiment, cache: ImageCache, folder: Path, device: torch.device 
         "n_train": len(exp.train_indices), "n_eval": len(exp.eval_indices), "seed": exp.seed,
         "params": count_params(model), "flops": count_flops(exp.spec, exp.spec.resolution),
         "eval_flops": count_flops(exp.spec, exp.k_test), "history": state.history, "train_seconds": seconds,
-        "shortened_to": state.epochs,
+        "replanned_to": state.epochs,
         "checkpoint": str(checkpoint), "checkpoint_sha256": _sha256(checkpoint),
     }
     if val is not None:

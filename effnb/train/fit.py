@@ -92,7 +92,7 @@ class TrainState:
     optimizer_state: dict | None = None
     scheduler_state: dict | None = None
     ema_state: dict | None = None  # the AveragedModel's state dict (weights, BN buffers, n_averaged)
-    epochs: int | None = None  # the real epochs after a time limit shortened the run; None: the config's
+    epochs: int | None = None  # the real epochs after a time limit re-planned the run; None: the config's
 
 
 def make_optimizer(params: list[nn.Parameter], config: TrainConfig, steps_per_epoch: int):
@@ -108,7 +108,7 @@ def make_optimizer(params: list[nn.Parameter], config: TrainConfig, steps_per_ep
 
 def make_scheduler(opt: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, done_steps: int = 0):
     """The learning-rate schedule of ``config`` over its epochs, already ``done_steps`` steps in (a run whose
-    schedule is shortened midway goes on from where its new schedule stands at that step)."""
+    schedule is re-planned midway goes on from where its new schedule stands at that step)."""
     total = max(10, config.epochs * steps_per_epoch)  # OneCycleLR needs a few steps per phase
     for group in opt.param_groups:  # a schedule rebuilt midway starts again from its first learning rate
         group["lr"] = group.get("initial_lr", group["lr"])
@@ -270,8 +270,9 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
     Under torchrun each rank trains on its share of each batch; rank 0 alone evaluates, prints and saves.
     Off the CPU the cache is held on the device where it fits (:meth:`Feed.on`) and the host reads the loss every
     ``sync_every`` steps (default :func:`default_sync_every`).
-    With ``time_limit``, an epoch that leaves the rest projected past it shortens the run
-    (:meth:`TimeLimit.epochs_that_fit`): ``state.epochs`` records the new length, and a resumed run keeps it.
+    With ``time_limit``, an epoch that leaves the rest projected past it shortens the run, and the first decision
+    may lengthen one that runs ahead (:meth:`TimeLimit.epochs_that_fit`): ``state.epochs`` records the new length,
+    and a resumed run keeps it.
     """
     device = torch.device(device)
     train, val = train.on(device), val.on(device) if val is not None else None
@@ -284,7 +285,7 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
         if state is None:
             return TrainState()
         progress = progress and distributed.is_main()
-    if state.epochs is not None:  # shortened by a time limit before the interruption
+    if state.epochs is not None:  # re-planned by a time limit before the interruption
         config = replace(config, epochs=state.epochs)
     steps = max(1, len(train) // train.batch_size)
     opt, sched, ema = _resume(model, config, state, steps)
@@ -318,16 +319,17 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
         state.epoch = epoch + 1
         if time_limit is not None and state.epoch < config.epochs:
             epochs = distributed.broadcast_object(time_limit.epochs_that_fit(config, train.side, state.history))
-            if epochs < config.epochs:
-                row["shortened_to"] = state.epochs = epochs
+            if epochs != config.epochs:
+                how = "behind" if epochs < config.epochs else "ahead of"
+                row["replanned_to"] = state.epochs = epochs
                 config = replace(config, epochs=epochs)
                 if per_batch_schedule:
                     sched = make_scheduler(opt, config, steps, done_steps=state.epoch * steps)
         if progress:
             tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-            if "shortened_to" in row:
-                tqdm.write(f"behind the time limit of {time_limit.seconds / 60:.1f} min: the run now ends after "
-                           f"epoch {row['shortened_to']}, its schedule shortened to fit")
+            if "replanned_to" in row:
+                tqdm.write(f"{how} the time limit of {time_limit.seconds / 60:.1f} min: the run now ends after "
+                           f"epoch {row['replanned_to']}, its schedule re-planned to fit")
         stop = should_stop(state, row, config.early_stopping)
         if on_epoch_end is not None and distributed.is_main():
             on_epoch_end(model, state, opt, sched)

@@ -1,11 +1,13 @@
-"""A training run's time limit: when its epochs fall behind, the rest of its schedule is shortened to fit.
+"""A training run's time limit: its schedule is re-planned to fit the minutes it was given.
 
 A budget in minutes is a promise, and a short timing cannot keep it alone: this machine's speed swings by a fifth
 within an hour. :class:`TimeLimit` holds what a run may spend (its epochs and their validation passes) and the
 estimate its epochs were planned with. After each epoch, :meth:`TimeLimit.epochs_that_fit` scales that estimate
-by how much slower the last epochs ran than it said and, when the rest of the schedule would end past the limit,
-returns fewer real epochs. :func:`effnb.train.fit.fit` then ends the schedule there: the learning rate still
-anneals to its end and the input size still reaches k_train, only sooner. It never lengthens a run.
+by how much slower (or faster) the last epochs ran than it said and, when the rest of the schedule would end past
+the limit, returns fewer real epochs. Once, at its first decision, it may also return more (up to ``longer`` times
+the planned epochs) when the run is ahead, so that minutes the cautious plan left over still buy epochs; after
+that it only shortens. :func:`effnb.train.fit.fit` then ends the schedule there: the learning rate still anneals
+to its end and the input size still reaches k_train, sooner or later.
 """
 from __future__ import annotations
 
@@ -23,15 +25,18 @@ RECENT_EPOCHS = 5  # how many of the last epochs measure the slowdown (the machi
 class TimeLimit:
     """``seconds`` for a run's epochs and their validation passes; ``epoch_seconds(size)`` the planned estimate of
     one epoch at input size ``size``, its validation pass included; ``recent``: the last epochs that measure the
-    slowdown (no decision before that many have run, so one slow first epoch cannot cut a run short)."""
+    slowdown (no decision before that many have run, so one slow first epoch cannot cut a run short); ``longer``:
+    at most this many times the planned epochs at the first decision, when the run is ahead (1: never longer)."""
 
     seconds: float
     epoch_seconds: Callable[[int], float]
     recent: int = RECENT_EPOCHS
+    longer: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.seconds <= 0 or self.recent < 1:
-            raise ValueError(f"a time limit needs seconds > 0 and recent >= 1, got {self.seconds} and {self.recent}")
+        if self.seconds <= 0 or self.recent < 1 or self.longer < 1:
+            raise ValueError(f"a time limit needs seconds > 0, recent >= 1 and longer >= 1, got {self.seconds}, "
+                             f"{self.recent} and {self.longer}")
 
     def slowdown(self, history: list[dict]) -> float:
         """Measured over planned seconds of the last ``recent`` epochs (below 1: faster than planned)."""
@@ -41,7 +46,8 @@ class TimeLimit:
 
     def epochs_that_fit(self, config: TrainConfig, k_train: int, history: list[dict]) -> int:
         """The real epochs ``config`` (``len(history)`` of them done) should end at: its own while the rest is
-        projected to end inside the limit, else the most that do, at least one more than done."""
+        projected to end inside the limit, else the most that do, at least one more than done; at the first
+        decision (``recent`` epochs done), the most that fit up to ``longer`` times its own."""
         done, spent = len(history), spent_seconds(history)
         if done < self.recent:
             return config.epochs
@@ -51,7 +57,8 @@ class TimeLimit:
             shorter = replace(config, epochs=epochs)
             return spent + factor * sum(self.epoch_seconds(shorter.epoch_plan(e, k_train)[0]) for e in range(done, epochs))
 
-        for epochs in range(config.epochs, done, -1):
+        most = int(config.epochs * self.longer) if done == self.recent else config.epochs
+        for epochs in range(max(most, config.epochs), done, -1):
             if projected(epochs) <= self.seconds:
                 return epochs
         return min(done + 1, config.epochs)
