@@ -169,6 +169,14 @@ def test_final_rules_are_stated_before_the_table_and_decided_after_it():
     assert decisions["tta"].chosen == "flip TTA" and decisions["tta"].switched
     held = final_decisions(table(summaries[::2], "budget"), summaries[::2], rules)
     assert held["recipe"].chosen == "budget" and not held["recipe"].switched
+    # a winner among the rows run so far is held to Holm over every lever declared, the rest counted at p = 1
+    close = [row("budget", 0.90, 0.92), row("ema", 0.90, 0.90)]
+    ema = np.array(close[0]["correct"]["fixres"])
+    ema[np.flatnonzero(ema == 0)[:60]], ema[np.flatnonzero(ema == 1)[:30]] = 1, 0  # 60 images won, 30 lost: p ~ 0.002
+    close[1]["correct"]["fixres"] = ema.tolist()
+    alone, declared = (final_decisions(table(close, "budget", family), close, rules, family) for family in (1, 200))
+    assert alone["recipe"].switched and not declared["recipe"].switched
+    assert "Holm over all 200 levers declared, the 199 not run yet counted at p = 1" in declared["recipe"].sentence
     text = to_markdown(table(summaries, "budget"), "effnb ablate --final", "header", [r.statement() for r in rules],
                        [d.sentence for d in decisions.values()], ["wd-half"])
     rule_at, table_at, decided_at = text.index("Decision rule"), text.index("| budget |"), text.index(decisions["recipe"].sentence)

@@ -19,8 +19,9 @@ PAGES = [ROOT / "reports" / f"{page}.md" for page in ("recipe", "speed", "reliab
 FINAL = json.loads((ROOT / "reports" / "models" / "final.json").read_text())
 ABLATION = json.loads((ROOT / "reports" / "ablation.json").read_text())
 PHI_ABLATION = json.loads((ROOT / "reports" / "ablation-phi.json").read_text())
+FINAL_ABLATION = json.loads((ROOT / "reports" / "ablation-final.json").read_text())
 POINTS = publish_compute.read_compute(ROOT / "reports")  # None until a study run publishes compute.json
-BLOCKS = readme.blocks(FINAL, ABLATION, PHI_ABLATION, POINTS)
+BLOCKS = readme.blocks(FINAL, ABLATION, PHI_ABLATION, POINTS, FINAL_ABLATION)
 
 
 def _points_of(final: dict) -> list:

@@ -72,6 +72,9 @@ def test_holm_adjustment_by_hand():
     # sorted 0.01, 0.03, 0.04 -> 3 * 0.01, max(0.03, 2 * 0.03), max(0.06, 1 * 0.04)
     assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm_adjust([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+    # two of five declared hypotheses tested: the three untested count at p = 1, so 5 * 0.01 and max(0.05, 4 * 0.04)
+    assert holm_adjust([0.01, 0.04], family=5) == pytest.approx([0.05, 0.16])
+    assert holm_adjust([0.01, 0.04], family=2) == holm_adjust([0.01, 0.04])
 
 
 def test_pack_and_unpack_per_image_results():

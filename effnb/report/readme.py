@@ -143,8 +143,9 @@ def _versus(row: dict, key: str) -> str:
     if "p_value" not in result:  # the first ablation.json's shorter record
         return f"{result['p']:.2g} (+{result['only_this']}/−{result['only_reference']})"
     return (f"{100 * result['difference']:+.2f} [{100 * result['difference_low']:+.1f}, "
-            f"{100 * result['difference_high']:+.1f}], p = {result['p_value']:.2g} "
-            f"(+{result['only_challenger']}/−{result['only_incumbent']})")
+            f"{100 * result['difference_high']:+.1f}], p = {result['p_value']:.2g}"
+            + (f", Holm p = {result['adjusted_p']:.2g}" if result.get("adjusted_p") is not None else "")
+            + f" (+{result['only_challenger']}/−{result['only_incumbent']})")
 
 
 def ablation_markdown(ablation: dict) -> str:
@@ -161,8 +162,8 @@ def ablation_markdown(ablation: dict) -> str:
                   "p (FixRes) |", "| --- | --- | --- | --- | --- | --- |"]
     else:
         lines += [f"{ablation['what']}. Against `{ablation['reference']}` on the same `test` images: the difference in "
-                  "points with its paired bootstrap 95 % interval, the exact McNemar p, and +a/−b, the images only "
-                  "this row / only the reference got right.", "",
+                  "points with its paired bootstrap 95 % interval, the exact McNemar p, its Holm adjustment over the "
+                  "challengers declared, and +a/−b, the images only this row / only the reference got right.", "",
                   "| variant | what changed | budget | train min | acc @k_train [95 % CI] | acc @FixRes + BN recal "
                   "[95 % CI] | vs reference @k_train | vs reference @FixRes |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -174,7 +175,7 @@ def ablation_markdown(ablation: dict) -> str:
     if ablation.get("not_run"):
         after.append(f"Not run yet: {', '.join(f'`{n}`' for n in ablation['not_run'])} (the command above runs them; "
                      "finished rows are read back).")
-    return "\n".join([*lines, *(["", *after] if after else [])])
+    return "\n".join([*lines, *(f"\n{line}" for line in after)])
 
 
 def blocks(final: dict, ablation: dict | None = None, phi_ablation: dict | None = None,

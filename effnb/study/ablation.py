@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -103,9 +103,10 @@ COLUMNS = {"train_res": "acc @k_train [95 % CI]", "train_res_tta": "+ flip TTA",
            "fixres": "acc @FixRes + BN recal [95 % CI]", "fixres_tta": "+ flip TTA (FixRes)"}
 
 
-def table(rows: list[dict], reference: str = REFERENCE) -> list[dict]:
+def table(rows: list[dict], reference: str = REFERENCE, family: int | None = None) -> list[dict]:
     """The ablation table: accuracies with 95 % intervals, and each variant against ``reference`` on the same images
-    (difference with its paired bootstrap interval, exact McNemar p) at k_train and at the FixRes size."""
+    (difference with its paired bootstrap interval, exact McNemar p, Holm p over the ``family`` of challengers
+    declared, by default those in ``rows``) at k_train and at the FixRes size."""
     ref = next((r for r in rows if r["variant"] == reference), None)
     out = []
     for r in rows:
@@ -123,7 +124,7 @@ def table(rows: list[dict], reference: str = REFERENCE) -> list[dict]:
         out.append(row)
     for key in ("train_res", "fixres"):  # one family per column: every challenger against the reference
         versus = [row[f"{key}_vs_reference"] for row in out if f"{key}_vs_reference" in row]
-        for comparison, adjusted in zip(versus, holm_adjust([c["p_value"] for c in versus]) if versus else []):
+        for comparison, adjusted in zip(versus, holm_adjust([c["p_value"] for c in versus], family) if versus else []):
             comparison["adjusted_p"] = adjusted
     return out
 
@@ -136,12 +137,20 @@ def _versus(comparison: dict | None) -> str:
             f"p = {c['p_value']:.2g}" + (f", Holm p = {c['adjusted_p']:.2g}" if c.get("adjusted_p") is not None else ""))
 
 
-def final_decisions(table_rows: list[dict], summaries: list[dict], rules: list[DecisionRule]) -> dict[str, Decision]:
+def final_decisions(table_rows: list[dict], summaries: list[dict], rules: list[DecisionRule],
+                    family: int | None = None) -> dict[str, Decision]:
     """The rules of the rows at the final budget applied to the rows run so far: the recipe rule over every lever
-    that has a comparison with the reference (Holm over them), the TTA rule on the reference row."""
+    that has a comparison with the reference, Holm over the ``family`` of levers declared (those not run yet
+    counted at p = 1, so a switch cannot be undone by their results), and the TTA rule on the reference row."""
     recipe_rule, tta_rule = rules
     comparisons = [PairedComparison(**r["fixres_vs_reference"]) for r in table_rows if "fixres_vs_reference" in r]
-    out = {"recipe": recipe_rule.decide_comparisons(comparisons)} if comparisons else {}
+    out = {}
+    if comparisons:
+        decision = recipe_rule.decide_comparisons(comparisons, family)
+        if family and family > len(comparisons):
+            decision = replace(decision, sentence=f"{decision.sentence} (Holm over all {family} levers declared, the "
+                               f"{family - len(comparisons)} not run yet counted at p = 1.)")
+        out["recipe"] = decision
     reference = next((s for s in summaries if s["variant"] == recipe_rule.incumbent), None)
     if reference is not None:
         out["tta"] = tta_decision(reference)
@@ -222,6 +231,7 @@ def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: 
         reference, name = REFERENCE, "ablation"
     check_only(only, phi, study.recipe if final else None)
     variants = [v for v in every if not only or v.name in only]
+    family = len(every) - 1  # the challengers declared, whether run yet or not
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     if phi:
@@ -238,13 +248,14 @@ def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: 
     rows = []
     for v in variants:
         rows.append(evaluate_variant(study, v, budget, train_n, recal_n, device, progress))
-        summary = table(rows, reference)
+        summary = table(rows, reference, family)
         header = (f"{what} (epochs x (size / k_train)^2), seed {study.seed}, {rows[0]['n_train']:,} training images, "
                   f"{len(study.splits['test']):,} `test` images, BN recalibrated on {recal_n:,} training images. "
                   f"Train minutes and img/s are wall-clock on a shared machine: compare them only roughly. Against "
                   f"`{reference}`: the accuracy difference in points with its paired bootstrap 95 % interval, the "
-                  f"exact McNemar p on the same test images and its Holm adjustment over the challengers.")
-        decisions = final_decisions(summary, rows, rules) if rules else {}
+                  f"exact McNemar p on the same test images and its Holm adjustment over the {family} challengers "
+                  f"declared (those not run yet counted at p = 1).")
+        decisions = final_decisions(summary, rows, rules, family) if rules else {}
         not_run = [v.name for v in every if v.name not in {r["variant"] for r in rows}]
         text = to_markdown(summary, command, header, [r.statement() for r in rules],
                            [d.sentence for d in decisions.values()], not_run)

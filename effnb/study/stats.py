@@ -119,14 +119,17 @@ def _p_words(p: float) -> str:
     return text if text.startswith("<") else f"= {text}"
 
 
-def holm_adjust(p_values: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input order."""
-    p = np.asarray(p_values, dtype=np.float64)
+def holm_adjust(p_values: Sequence[float], family: int | None = None) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input order; ``family``: the
+    number of hypotheses declared, when only these have been tested yet (the others counted at p = 1, which bounds
+    the adjustment whatever their results turn out to be)."""
+    missing = max(0, (family or len(p_values)) - len(p_values))
+    p = np.asarray([*p_values, *[1.0] * missing], dtype=np.float64)
     order = np.argsort(p, kind="stable")
     steps = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
     adjusted = np.empty_like(p)
     adjusted[order] = np.minimum(steps, 1.0)
-    return adjusted.tolist()
+    return adjusted.tolist()[:len(p_values)]
 
 
 @dataclass(frozen=True)
@@ -164,13 +167,14 @@ class DecisionRule:
             return Decision(self, self.incumbent, False, f"{self.incumbent} had no challenger: it stands ({inc}).", [])
         return self.decide_comparisons(comparisons)
 
-    def decide_comparisons(self, comparisons: Sequence[PairedComparison]) -> Decision:
+    def decide_comparisons(self, comparisons: Sequence[PairedComparison], family: int | None = None) -> Decision:
         """Apply the rule to comparisons already made against the incumbent (for instance read from a committed
-        record); any ``adjusted_p`` they carry is replaced by the Holm adjustment over these challengers."""
+        record); any ``adjusted_p`` they carry is replaced by the Holm adjustment over these challengers, or over
+        the ``family`` of challengers declared when some are not run yet (see :func:`holm_adjust`)."""
         if not comparisons or any(c.incumbent != self.incumbent for c in comparisons):
             raise ValueError(f"need comparisons against {self.incumbent!r}, got "
                              f"{[(c.challenger, c.incumbent) for c in comparisons]}")
-        adjusted = holm_adjust([c.p_value for c in comparisons]) if self.holm else [None] * len(comparisons)
+        adjusted = holm_adjust([c.p_value for c in comparisons], family) if self.holm else [None] * len(comparisons)
         comparisons = [PairedComparison(**{**asdict(c), "adjusted_p": p}) for c, p in zip(comparisons, adjusted)]
         winners = [c for c in comparisons if c.beats_incumbent(self.alpha)]
         inc = format_accuracy(comparisons[0].incumbent_accuracy, comparisons[0].n)
