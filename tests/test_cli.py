@@ -53,6 +53,31 @@ def test_evaluate_at_another_k_test(checkpoint, lowercase_folder, capsys, tmp_pa
     assert code == 0 and json.loads(out)["k_test"] == 64 and json.loads(out)["k_image_test"] == 72
 
 
+def test_evaluate_with_flip_tta_matches_the_mirrored_average(checkpoint, lowercase_folder, capsys, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    net, meta = load_checkpoint(checkpoint)
+    torch.manual_seed(0)
+    with torch.no_grad():  # large random weights, so a mirrored image gets clearly other logits
+        for param in net.parameters():
+            if param.dim() > 1:
+                param.normal_(std=2 / param[0].numel() ** 0.5)
+    checkpoint = save_checkpoint(tmp_path / "asymmetric.pt", net, TINY_SPEC, meta["classes"], meta["preprocessing"])
+    code, out, _ = run_cli(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(lowercase_folder),
+                           "--tta", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["tta"] is True
+    cache = build_cache(lowercase_folder, tmp_path / "direct", side=64)
+    order = {c.lower(): i for i, c in enumerate(meta["classes"])}  # the folders' classes in the checkpoint's order
+    cache.labels = np.array([order[c.lower()] for c in cache.classes])[np.asarray(cache.labels)]
+    expected = evaluate(net, Feed(cache, np.arange(24), 40, "eval", 45), progress=False, tta=True)
+    assert result["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    capsys.readouterr()  # the direct cache's own lines
+    plain = json.loads(run_cli(capsys, "evaluate", "--checkpoint", str(checkpoint), "--data-dir",
+                               str(lowercase_folder), "--json")[1])
+    assert plain["tta"] is False and plain["loss"] != pytest.approx(result["loss"], rel=1e-4)
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "checkpoint not found"),
     (b"garbage bytes", "cannot read checkpoint"),

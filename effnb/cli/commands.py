@@ -41,7 +41,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from effnb.cli.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.k_test, device=args.device,
-                                 progress=not args.json)
+                                 progress=not args.json, tta=args.tta)
     if args.json:
         print_json(result)
     else:
@@ -204,6 +204,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--k-test", type=positive_int, help="test resolution k_test (default: the checkpoint's)")
+    p.add_argument("--tta", action="store_true", help="average each image's logits with its horizontal mirror's")
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)

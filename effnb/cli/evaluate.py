@@ -33,11 +33,13 @@ def eval_sizes(preprocessing: dict, k_test: int | None = None) -> TestSize:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, k_test: int | None = None,
-                        cache_root: str | Path | None = None, device: str | None = None, progress: bool = True) -> dict:
+                        cache_root: str | Path | None = None, device: str | None = None, progress: bool = True,
+                        tta: bool = False) -> dict:
     """Accuracy and loss of ``checkpoint`` on every image of ``data_dir`` with the checkpoint's own test preprocessing.
 
     Class folders are matched case-insensitively to the checkpoint's classes. ``k_test`` overrides the
-    checkpoint's test resolution (then ``k_image_test`` follows from it, :meth:`TestSize.at`). The decoded images are
+    checkpoint's test resolution (then ``k_image_test`` follows from it, :meth:`TestSize.at`); ``tta`` averages each
+    image's logits with its horizontal mirror's (the study's flip TTA row). The decoded images are
     cached under ``cache_root`` (default ``cache_home()/eval``, see :func:`effnb.data.cache.cache_home`). The device,
     the checkpoint and ``k_test`` are checked before any image is decoded.
     """
@@ -62,9 +64,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, k_test: in
     cache.labels = relabel[np.asarray(cache.labels)]
     feed = Feed(cache, np.arange(len(cache)), k_test, "eval", k_image_test, batch_size=100)
     with torch.inference_mode():
-        metrics = evaluate(model, feed, torch_device, progress)
+        metrics = evaluate(model, feed, torch_device, progress, tta=tta)
     if not math.isfinite(metrics["loss"]):
         warnings.warn(f"the loss of {checkpoint} is {metrics['loss']} (JSON output writes it as null)", stacklevel=2)
     return {"checkpoint": str(checkpoint), "data_dir": str(data_dir), "accuracy": metrics["accuracy"],
             "loss": metrics["loss"], "images": metrics["n"], "skipped": len(cache.skipped),
-            "k_test": k_test, "k_image_test": k_image_test}
+            "k_test": k_test, "k_image_test": k_image_test, "tta": tta}
