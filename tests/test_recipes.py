@@ -68,7 +68,7 @@ _OLD_FLAT = {  # Recipe.as_dict() of each recipe before the template: provenance
     "published": {**_ONECYCLE_FLAT, "name": "published", "about": get_recipe("published").about, "optimizer": "adam", "lr": 1e-3,
              "weight_decay": 0.0, "schedule": "constant", "epochs": 150, "label_smoothing": 0.0},
     "onecycle": _ONECYCLE_FLAT,
-    "budget": {**_ONECYCLE_FLAT, "name": "budget", "about": get_recipe("budget").about, "batch_size": 32,
+    "budget": {**_ONECYCLE_FLAT, "name": "budget", "about": get_recipe("budget").about, "batch_size": 32, "weight_decay": 0.025,
                "p_range": (0.4, 0.9), "p_range_start": (0.6, 1.0), "size_start": 0.5},
 }
 
