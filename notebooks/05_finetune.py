@@ -45,7 +45,7 @@ from IPython.display import Markdown, display
 from effnb.data import TestSize, recommended_test_resolution, subset
 from effnb.nn import NetSpec
 from effnb.report import plot_resolution_sweep
-from effnb.study import FIXRES_STEPS, CostOrderedRule, DecisionRule, accuracy_interval, format_accuracy, open_study
+from effnb.study import FIXRES_STEPS, TTA_RULE, CostOrderedRule, DecisionRule, accuracy_interval, format_accuracy, open_study
 from effnb.train import Feed, evaluate, load_checkpoint, resolution_sweep, run_experiment
 
 study = open_study("finetune", profile, data_dir, artifacts_dir, seed)
@@ -144,6 +144,22 @@ display(decision_step.table())
 display(Markdown(f"**Decision:** {decision_step.sentence}"))
 
 # %% [markdown]
+# ## Flip TTA: a price paid at evaluation
+# Averaging each image's logits with its mirror's doubles the evaluation cost and needs no training. The
+# recipe ablation at the final budget (`reports/ablation-final.md`) found that it pays; this run decides it again,
+# for its own chosen step, on the same decision images, by a rule fixed before the result:
+
+# %%
+display(Markdown(TTA_RULE.statement()))
+chosen_model = model if chosen_step in ("trained", "larger_test") else load_checkpoint(finetuned[chosen_step]["checkpoint"])[0]
+chosen_feed = Feed(study.cache, decision_idx, k_train if chosen_step == "trained" else k_test, "eval", batch_size=100)
+one_pass, flipped = (evaluate(chosen_model, chosen_feed, study.device, progress=False, per_image=True, tta=flip)
+                     for flip in (False, True))
+decision_tta = TTA_RULE.decide({"one forward pass": one_pass["correct"], "flip TTA": flipped["correct"]}, seed)
+display(decision_tta.table())
+display(Markdown(f"**Decision:** {decision_tta.sentence}"))
+
+# %% [markdown]
 # ## What this shows
 
 # %%
@@ -153,8 +169,9 @@ study.conclude("finetune", {
     "k_tests": k_tests, "curves": curves, "unchanged_sweep": unchanged, "recalibrated_sweep": recalibrated,
     "variants": {vid: {"checkpoint": r["checkpoint"], "train_seconds": r["train_seconds"]}
                  for vid, r in finetuned.items()},
-    "chosen_step": chosen_step, "table": table.reset_index().to_dict(orient="records"),
-    "decisions": {"test_resolution": decision_k.as_dict(), "fixres_step": decision_step.as_dict()},
+    "chosen_step": chosen_step, "tta": decision_tta.switched, "table": table.reset_index().to_dict(orient="records"),
+    "decisions": {"test_resolution": decision_k.as_dict(), "fixres_step": decision_step.as_dict(),
+                  "flip_tta": decision_tta.as_dict()},
 }, [
     f"{where} {decision_k.sentence}",
     f"Without fine-tuning, moving the test resolution from {k_train} px to {k_test} px changes accuracy from "
@@ -162,4 +179,5 @@ study.conclude("finetune", {
     "At that resolution: " + "; ".join(f"{FIXRES_STEPS[vid]}: {fmt[vid]}, {finetuned[vid]['train_seconds']:.0f} s "
                                        f"of CPU" for vid in finetuned) + ".",
     decision_step.sentence,
+    decision_tta.sentence,
 ])

@@ -56,7 +56,8 @@ preprocessing = {"k_test": ft.k_test, "k_image_test": ft.k_image_test}  # they t
 # %% [markdown]
 # ## The FixRes pipeline on `test2`
 # Each step of the pipeline, evaluated once on the `test2` images, with the CPU time it added; last, the
-# chosen step again with horizontal-flip test-time augmentation (the table keeps the row without it).
+# chosen step again with horizontal-flip test-time augmentation (the table keeps the row without it). The model the
+# study chose is that TTA row where notebook 05's TTA rule chose flip TTA on `test`, else the chosen step's row.
 
 # %%
 steps = {"trained": (scaling["checkpoint"], {"k_test": k_train, "k_image_test": None}),
@@ -66,11 +67,12 @@ test2_predictions = predict_models(steps, study.cache, test2, study.device)  # k
 rows = {r["id"]: {**r, "label": FIXRES_STEPS[r["id"]],
                   "extra_seconds": ft.variants[r["id"]].train_seconds if r["id"] in ft.variants else 0.0}
         for r in test2_predictions.rows}
-chosen = rows[ft.chosen_step]
-# Horizontal-flip test-time augmentation, declared here before any test2 result: one more row for the chosen
-# model, each image's logits averaged with its mirror's (twice the evaluation cost, no training).
-tta = {**predict_models({"tta": steps[chosen["id"]]}, study.cache, test2, study.device, tta=True).rows[0],
-       "label": f"{chosen['label']} + horizontal-flip TTA", "extra_seconds": chosen["extra_seconds"]}
+step = rows[ft.chosen_step]
+# Horizontal-flip test-time augmentation: one more row for the chosen step, each image's logits averaged with its
+# mirror's (twice the evaluation cost, no training); notebook 05 decided on `test` whether it is the chosen model.
+tta_predictions = predict_models({"tta": steps[step["id"]]}, study.cache, test2, study.device, tta=True)
+tta = {**tta_predictions.rows[0], "label": f"{step['label']} + horizontal-flip TTA", "extra_seconds": step["extra_seconds"]}
+chosen, chosen_probs = (tta, tta_predictions.probs["tta"]) if ft.tta else (step, test2_predictions.probs[step["id"]])
 final = pd.DataFrame([{"model": r["label"], "test res (px)": r["k_test"], "loss": r["loss"],
                        "accuracy %": 100 * r["accuracy"],
                        "95 % interval": "{:.1f}–{:.1f} %".format(*(100 * v for v in accuracy_interval(r["accuracy"], r["n"]))),
@@ -102,11 +104,11 @@ display(pd.DataFrame(reads_table(reads)).set_index("read"))
 
 # %% [markdown]
 # ## Errors of the chosen model
-# The FixRes step notebook 05 chose: its most confident mistakes on `test2`.
+# The model notebook 05 chose (its FixRes step, with flip TTA where chosen): its most confident mistakes on `test2`.
 
 # %%
 classes = test2_predictions.classes
-probs, labels = torch.from_numpy(test2_predictions.probs[chosen["id"]]), torch.from_numpy(test2_predictions.labels)
+probs, labels = torch.from_numpy(chosen_probs), torch.from_numpy(test2_predictions.labels)
 wrong = (probs.argmax(1) != labels).nonzero().flatten()
 confident = wrong[probs[wrong].max(1).values.argsort(descending=True)][:16]
 if len(confident):
@@ -164,7 +166,7 @@ free = 100 * (rows["larger_test"]["accuracy"] - no_ft["accuracy"])
 decisions = {"baseline": study.output("baselines")["selection"]["decision"],
              "grid": study.output("grid")["selection"]["decision"]} | ft.decisions
 study.conclude("final", {"test2_images": len(test2), "rows": [study.portable(r) for r in rows.values()],
-                         "chosen_step": chosen["id"], "tta": study.portable(tta),
+                         "chosen_step": step["id"], "chosen_tta": ft.tta, "tta": study.portable(tta),
                          "seed": side.reset_index().to_dict(orient="records"), "decisions": decisions,
                          "test2_reads": len(reads),
                          "provenance": provenance(study),
@@ -178,8 +180,9 @@ study.conclude("final", {"test2_images": len(test2), "rows": [study.portable(r) 
     f"The model the study chose (“{chosen['label']}”) reaches {format_accuracy(chosen['accuracy'], chosen['n'])} and "
     f"makes {len(wrong):,} errors on `test2`; {analysis['all_wrong']:,} images are misclassified "
     f"by all {len(everyone.models)} models (the {len(baselines)} baselines included).",
-    f"Averaging each image's logits with its mirror's (flip TTA, twice the evaluation cost) gives it "
-    f"{format_accuracy(tta['accuracy'], tta['n'])} ({100 * (tta['accuracy'] - chosen['accuracy']):+.2f} points).",
+    f"Averaging each image's logits with its mirror's (flip TTA, twice the evaluation cost) gives “{step['label']}” "
+    f"{format_accuracy(tta['accuracy'], tta['n'])} ({100 * (tta['accuracy'] - step['accuracy']):+.2f} points); notebook "
+    f"05's rule on `test` chose {'flip TTA' if ft.tta else 'one forward pass'}.",
     f"Seed 000 reports {100 * seed_study.FINAL['with fine-tuning'].accuracy:.2f} % with fine-tuning at φ = "
     f"{seed_study.FINAL_PHI.value} on a GPU; beside it, the chosen model reaches {100 * chosen['accuracy']:.2f} % at "
     f"φ = {study.profile.final.phi} on this machine's CPU. The seed's figure may be optimistic: its author's "

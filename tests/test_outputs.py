@@ -22,8 +22,8 @@ BASELINES = {"run": {"profile": "smoke"}, "chosen": "C",
 FINETUNE = {"run": {"profile": "smoke"}, "k_train": 64, "k_test": 80, "k_image_test": 90, "k_test_formula": 79.2,
             "variants": {"bn_recal": {"checkpoint": "/x/bn/model.pt", "train_seconds": 1.0},
                          "full": {"checkpoint": "/x/full/model.pt", "train_seconds": 12}},
-            "chosen_step": "full", "table": [{"id": "full"}], "decisions": {"fixres_step": {"chosen": "full"}},
-            "findings": []}
+            "chosen_step": "full", "tta": True, "table": [{"id": "full"}],
+            "decisions": {"fixres_step": {"chosen": "full"}}, "findings": []}
 
 
 def test_an_output_is_written_and_read_back_as_the_same_json(tmp_path):
@@ -47,7 +47,11 @@ def test_typed_fields(tmp_path):
     assert baselines.chosen_result.raw is BASELINES["results"]["C"]
     assert baselines.chosen_result.accuracy == 0.75 and baselines.results["A"].checkpoint == "/x/A/model.pt"
     assert ft.variants["full"].checkpoint == "/x/full/model.pt" and ft.variants["full"].train_seconds == 12
-    assert ft.preprocessing == {"k_test": 80, "k_image_test": 90} and ft.chosen_step == "full"
+    assert ft.preprocessing == {"k_test": 80, "k_image_test": 90} and ft.chosen_step == "full" and ft.tta is True
+    older = {k: v for k, v in FINETUNE.items() if k != "tta"}  # written before 05 decided flip TTA: one forward pass
+    assert FinetuneOutput.from_dict(older).tta is False
+    with pytest.raises(OutputMissing, match="'tta' is not"):
+        FinetuneOutput.from_dict({**FINETUNE, "tta": "yes"})
 
 
 def test_a_missing_output_names_the_notebook_to_run(tmp_path):

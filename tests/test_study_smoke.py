@@ -12,6 +12,7 @@ from matplotlib.colors import to_rgb
 from synthetic import make_image_folder
 
 from effnb.cli.commands import main
+from effnb.study.compute import chosen_row
 from effnb.study.holdout import fingerprint
 from effnb.study.outputs import NOTEBOOKS, OutputMissing, read_output
 from effnb.study.profiles import PROFILES, get_profile
@@ -51,7 +52,8 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
     assert all(f'href="{stem}.html"' in index for stem in NOTEBOOKS.values()) and "The final result" in index
     final = read_output(artifacts, "final")
     assert len(final["rows"]) == 5 and final["findings"]
-    chosen = next(r for r in final["rows"] if r["id"] == final["chosen_step"])  # the answer opens the index
+    assert isinstance(final["chosen_tta"], bool) and final["decisions"]["flip_tta"]["chosen"] in ("one forward pass", "flip TTA")
+    chosen = chosen_row(final)  # the answer opens the index
     assert f"<strong>{100 * chosen['accuracy']:.2f} %</strong>" in index and 'src="data:image/png;base64,' in index
     for text in ((artifacts / "final.json").read_text(), (reports / "models" / "final.json").read_text()):
         assert str(smoke_study) not in text and str(Path.home()) not in text  # no paths of this machine
@@ -79,7 +81,8 @@ def test_smoke_study_writes_every_report_and_final_json(smoke_study):
 def test_smoke_study_decides_by_its_rules_and_records_how(smoke_study):
     artifacts = smoke_study / "artifacts"
     final = read_output(artifacts, "final")
-    assert set(final["decisions"]) == {"baseline", "grid", "test_resolution", "fixres_step"}
+    assert set(final["decisions"]) == {"baseline", "grid", "test_resolution", "fixres_step", "flip_tta"}
+    assert final["chosen_tta"] == (final["decisions"]["flip_tta"]["chosen"] == "flip TTA")
     for decision in final["decisions"].values():
         assert decision["statement"].startswith("Decision rule") and decision["sentence"]
     grid = read_output(artifacts, "grid")["selection"]

@@ -94,3 +94,15 @@ def test_a_record_written_before_reads_were_listed_counts_as_one_read_of_unknown
     assert holdout.reads_table(reads)[0]["when (UTC)"] == "not recorded"
     recovered = {**reads[0], "published_in": {"commit": "09de2210c0ffee", "date": "2026-11-29T20:08:42+00:00"}}
     assert holdout.reads_table([recovered])[0]["when (UTC)"] == "not recorded; published 2026-11-29 in 09de2210c0"
+
+
+def test_choosing_flip_tta_is_a_choice_and_a_run_without_it_keeps_its_hash(study, tmp_path):
+    without = holdout.study_choices(study)
+    assert "flip_tta" not in without  # the hash of a record written before TTA could be chosen is unchanged
+    write_output(tmp_path, "finetune", STAGES["finetune"] | {"tta": False})
+    assert holdout.study_choices(study) == without
+    holdout.read_test2(study)
+    write_output(tmp_path, "finetune", STAGES["finetune"] | {"tta": True})
+    assert holdout.study_choices(study)["flip_tta"] is True
+    with pytest.raises(holdout.Test2AlreadyUsed, match="changed since: flip_tta"):
+        holdout.read_test2(study)

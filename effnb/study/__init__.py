@@ -19,6 +19,7 @@ from effnb.study.plan import describe_plan, planned_against_actual, read_plan
 from effnb.study.profiles import PROFILES, Profile, get_profile
 from effnb.study.selection import measure_candidate, measurement, select
 from effnb.study.stats import (
+           TTA_RULE,
            CostOrderedRule,
            DecisionRule,
            accuracy_interval,
@@ -26,7 +27,7 @@ from effnb.study.stats import (
            format_accuracy,
 )
 
-__all__ = ["FIXRES_STEPS", "NOTEBOOKS", "PROFILES", "BaselinesOutput", "CostOrderedRule", "DecisionRule", "FinetuneOutput",
+__all__ = ["FIXRES_STEPS", "NOTEBOOKS", "PROFILES", "TTA_RULE", "BaselinesOutput", "CostOrderedRule", "DecisionRule", "FinetuneOutput",
            "OutputMissing", "Profile",
            "Study", "accuracy_interval", "compare_paired", "describe_hardest", "describe_plan", "final_time_limit", "fix_final_epochs", "format_accuracy", "get_profile",
            "image_statistics", "measure_candidate", "measurement", "open_study", "planned_against_actual", "predict_models", "prepare_study",

@@ -31,7 +31,8 @@ from effnb.study.profiles import Profile
 from effnb.study.ablation_variants import (PHI_REFERENCE, REFERENCE, Variant, default_variants, phi2_budget,
                                            final_network, final_variants, phi_variants, planned_final_epochs)
 from effnb.study.holdout import code_version
-from effnb.study.stats import Decision, DecisionRule, PairedComparison, accuracy_interval, compare_paired, holm_adjust
+from effnb.study.stats import (TTA_RULE, Decision, DecisionRule, PairedComparison, accuracy_interval, compare_paired,
+                               holm_adjust)
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.experiments import Experiment, run_experiment
 from effnb.train.feed import Feed
@@ -197,10 +198,6 @@ def final_rule(recipe: Recipe) -> DecisionRule:
     lever beats it at the FixRes size after BN recalibration (the study's evaluation)."""
     return DecisionRule("which recipe the final model trains with, at its own budget", recipe.name,
                         "the study's recipe")
-
-
-TTA_RULE = DecisionRule("whether flip TTA becomes the default evaluation", "one forward pass",
-                        "half the evaluation cost", holm=False)
 
 
 def tta_decision(summary: dict) -> Decision:

@@ -55,6 +55,21 @@ def _result_of(artifacts_dir: Path, checkpoint: str) -> dict:
     return json.loads((Path(artifacts_dir) / Path(checkpoint).parent / "result.json").read_text())
 
 
+def chosen_row(final: dict) -> dict:
+    """The final notebook's row of the model the study chose: its flip-TTA row where notebook 05 chose flip TTA,
+    else the chosen FixRes step's row (the last row in outputs that predate that choice)."""
+    if final.get("chosen_tta"):
+        return final["tta"]
+    rows = final["rows"]
+    return next(r for r in rows if r["id"] == final["chosen_step"]) if "chosen_step" in final else rows[-1]
+
+
+def final_rows(final: dict) -> list[dict]:
+    """The final notebook's rows that are points of the figure: every FixRes step, and the flip-TTA row where it is
+    the chosen model (it trains nothing more than its step)."""
+    return [*final["rows"], *([final["tta"]] if final.get("chosen_tta") else [])]
+
+
 def compute_points(artifacts_dir: str | Path) -> list[ComputePoint]:
     """Every model the study trained, from the baselines, grid and final notebooks' outputs."""
     artifacts_dir, points = Path(artifacts_dir), []
@@ -64,13 +79,13 @@ def compute_points(artifacts_dir: str | Path) -> list[ComputePoint]:
             points.append(_point(f"{group} {label}", group, "test", r["eval"]["accuracy"], r["eval"]["n"],
                                  r["train_seconds"], training_flops(r), label == output["selection"]["chosen"]))
     final = read_output(artifacts_dir, "final")
-    trained = _result_of(artifacts_dir, final["rows"][0]["checkpoint"])
-    for row in final["rows"]:
+    trained, chosen = _result_of(artifacts_dir, final["rows"][0]["checkpoint"]), chosen_row(final)
+    for row in final_rows(final):
         extra = _result_of(artifacts_dir, row["checkpoint"]) if row.get("extra_seconds") else None
         points.append(_point(row["label"], "final", "test2", row["accuracy"], row["n"],
                              trained["train_seconds"] + (row.get("extra_seconds") or 0.0),
                              training_flops(trained) + (training_flops(extra) if extra else 0.0),
-                             row["id"] == final["chosen_step"]))
+                             row is chosen))
     return points
 
 
@@ -92,13 +107,16 @@ def answer_paragraph(final: dict, points: list[ComputePoint], machine: str) -> s
     ``points``."""
     rows = {r["id"]: r for r in final["rows"]}
     chosen = next(p for p in points if p.group == "final" and p.chosen)
-    row, trained = rows[final["chosen_step"]], rows["trained"]
+    row, trained, tta = rows[final["chosen_step"]], rows["trained"], final.get("chosen_tta")
     selection = sum(p.cpu_minutes for p in points if p.group != "final")
     seed = seed_study.FINAL["with fine-tuning"]
     step = (f"its FixRes step (“{row['label']}”) adds {100 * (row['accuracy'] - trained['accuracy']):+.2f} points "
             f"over the model as trained at {trained['k_test']} px ({100 * trained['accuracy']:.2f} %) for "
             f"{row.get('extra_seconds') or 0:.0f} s more CPU" if row["id"] != "trained" else
             "no FixRes step beat the model as trained")
+    if tta:
+        step += (f", and averaging each image's logits with its mirror's (flip TTA, twice the evaluation cost) "
+                 f"adds {100 * (final['tta']['accuracy'] - row['accuracy']):+.2f} points more")
     return (f"**{_minutes(chosen.cpu_minutes)} CPU-minutes** of training on {machine} buy **{100 * chosen.accuracy:.2f} %** "
             f"[{100 * chosen.low:.1f}, {100 * chosen.high:.1f}] on `test2` ({chosen.n:,} images) for the chosen "
             f"model; {step}. Choosing it, the baselines and the grid candidates trained for "

@@ -61,7 +61,8 @@ def experiment_folder(checkpoint: str) -> str:
 
 
 def study_choices(study: Study) -> dict:
-    """Every choice notebooks 01-05 fixed, with the profile and the training recipe behind them."""
+    """Every choice notebooks 01-05 fixed, with the profile and the training recipe behind them (``flip_tta`` only
+    where 05 chose flip TTA, so a record of a run without that choice keeps its hash)."""
     baselines, grid = study.output("baselines"), study.output("grid")
     scaling, finetune = study.output("scaling"), study.output("finetune")
     return {
@@ -73,6 +74,7 @@ def study_choices(study: Study) -> dict:
         "k_test": finetune["k_test"], "k_image_test": finetune["k_image_test"],
         "fixres_models": {vid: experiment_folder(v["checkpoint"]) for vid, v in finetune["variants"].items()},
         "fixres_step": finetune.get("chosen_step"),
+        **({"flip_tta": True} if finetune.get("tta") else {}),
     }
 
 
@@ -81,7 +83,8 @@ def read_entry(choices: dict, key: str) -> dict:
     which code."""
     return {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "choices_hash": key,
             "profile": choices["profile"]["name"], "final_model": choices["final_model"],
-            "fixres_step": choices["fixres_step"], "code": code_version()}
+            "fixres_step": choices["fixres_step"], **({"flip_tta": True} if choices.get("flip_tta") else {}),
+            "code": code_version()}
 
 
 def reads_of(record: dict) -> list[dict]:
@@ -132,7 +135,8 @@ def _when(read: dict) -> str:
 def reads_table(reads: list[dict]) -> list[dict]:
     """The reads as a reader's table rows: when, profile, final model, FixRes step, code commit."""
     return [{"read": i, "when (UTC)": _when(r), "profile": r["profile"],
-             "final model": r["final_model"], "FixRes step": FIXRES_STEPS.get(r["fixres_step"], r["fixres_step"] or "not recorded"),
+             "final model": r["final_model"], "FixRes step": FIXRES_STEPS.get(r["fixres_step"], r["fixres_step"] or "not recorded")
+             + (" + flip TTA" if r.get("flip_tta") else ""),
              "code": ((r.get("code") or {}).get("commit") or "not recorded")[:10]
              + (" (with local changes)" if (r.get("code") or {}).get("modified") else "")}
             for i, r in enumerate(reads, 1)]

@@ -112,7 +112,8 @@ class FinetuneVariant:
 
 @dataclass(frozen=True)
 class FinetuneOutput:
-    """Notebook 05's output: the resolutions, the fine-tuned variants by id, the chosen FixRes step, the decisions."""
+    """Notebook 05's output: the resolutions, the fine-tuned variants by id, the chosen FixRes step, whether it is
+    evaluated with flip TTA (False in outputs that predate that choice), the decisions."""
 
     NAME: ClassVar[str] = "finetune"
     k_train: int
@@ -121,6 +122,7 @@ class FinetuneOutput:
     variants: dict[str, FinetuneVariant]
     chosen_step: str
     decisions: dict
+    tta: bool = False
     rest: dict = field(default_factory=dict, repr=False)  # run, curves, table, findings...: as written
 
     @property
@@ -135,14 +137,15 @@ class FinetuneOutput:
         return cls(_field(data, "k_train", int, n), _field(data, "k_test", int, n), _field(data, "k_image_test", int, n),
                    {vid: FinetuneVariant.from_dict(v, f"variants.{vid}") for vid, v in variants.items()},
                    _field(data, "chosen_step", str, n), _field(data, "decisions", dict, n),
+                   _field(data, "tta", bool, n) if "tta" in data else False,
                    {k: v for k, v in data.items() if k not in cls._TYPED})
 
-    _TYPED: ClassVar[tuple[str, ...]] = ("k_train", "k_test", "k_image_test", "variants", "chosen_step", "decisions")
+    _TYPED: ClassVar[tuple[str, ...]] = ("k_train", "k_test", "k_image_test", "variants", "chosen_step", "decisions", "tta")
 
     def to_dict(self) -> dict:
         return {"k_train": self.k_train, "k_test": self.k_test, "k_image_test": self.k_image_test,
                 "variants": {vid: v.to_dict() for vid, v in self.variants.items()}, "chosen_step": self.chosen_step,
-                "decisions": self.decisions, **self.rest}
+                "decisions": self.decisions, "tta": self.tta, **self.rest}
 
 
 Typed = TypeVar("Typed", BaselinesOutput, FinetuneOutput)

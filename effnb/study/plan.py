@@ -198,7 +198,7 @@ def fixres_seconds(model: CostModel, recipe: Recipe, profile: Profile, spec: Net
     k_test = round(spec.resolution * FIXRES_FACTOR)
     tune = (model.run_seconds(recipe.train_config(k_test, x.head_finetune_epochs), k_test, gt, counts.finetune)
             + model.run_seconds(recipe.train_config(k_test, x.finetune_epochs), k_test, gt, counts.finetune))
-    steps = model.eval_seconds(gt, counts.recal + 3 * counts.decision)
+    steps = model.eval_seconds(gt, counts.recal + 6 * counts.decision)  # and the TTA rule: one pass, then two
     final = model.eval_seconds(gt, 7 * counts.test2)  # 06: five steps and flip TTA (two passes)
     return sweep + tune + steps + final
 

@@ -267,3 +267,8 @@ class Decision:
         """JSON-ready record of the rule, the choice and every comparison."""
         return {"rule": asdict(self.rule), "statement": self.rule.statement(), "chosen": self.chosen,
                 "switched": self.switched, "sentence": self.sentence, "comparisons": [asdict(c) for c in self.comparisons]}
+
+
+# Flip TTA against one forward pass, on the same images: the ablation at the final budget and notebook 05 both use it.
+TTA_RULE = DecisionRule("whether flip TTA becomes the default evaluation", "one forward pass",
+                        "half the evaluation cost", holm=False)
