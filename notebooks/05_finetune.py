@@ -45,7 +45,8 @@ from IPython.display import Markdown, display
 from effnb.data import TestSize, recommended_test_resolution, subset
 from effnb.nn import NetSpec
 from effnb.report import plot_resolution_sweep
-from effnb.study import FIXRES_STEPS, TTA_RULE, CostOrderedRule, DecisionRule, accuracy_interval, format_accuracy, open_study
+from effnb.study import (FIXRES_STEPS, TTA_RULE, CostOrderedRule, DecisionRule, accuracy_interval, decide_tta, format_accuracy,
+                         open_study)
 from effnb.train import Feed, evaluate, load_checkpoint, resolution_sweep, run_experiment
 
 study = open_study("finetune", profile, data_dir, artifacts_dir, seed)
@@ -153,9 +154,10 @@ display(Markdown(f"**Decision:** {decision_step.sentence}"))
 display(Markdown(TTA_RULE.statement()))
 chosen_model = model if chosen_step in ("trained", "larger_test") else load_checkpoint(finetuned[chosen_step]["checkpoint"])[0]
 chosen_feed = Feed(study.cache, decision_idx, k_train if chosen_step == "trained" else k_test, "eval", batch_size=100)
+# one pass again beside the two, through the same call, so the pair differs by the flip alone (a few seconds)
 one_pass, flipped = (evaluate(chosen_model, chosen_feed, study.device, progress=False, per_image=True, tta=flip)
                      for flip in (False, True))
-decision_tta = TTA_RULE.decide({"one forward pass": one_pass["correct"], "flip TTA": flipped["correct"]}, seed)
+decision_tta = decide_tta(one_pass["correct"], flipped["correct"], seed)
 display(decision_tta.table())
 display(Markdown(f"**Decision:** {decision_tta.sentence}"))
 

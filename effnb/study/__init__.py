@@ -24,11 +24,12 @@ from effnb.study.stats import (
            DecisionRule,
            accuracy_interval,
            compare_paired,
+           decide_tta,
            format_accuracy,
 )
 
 __all__ = ["FIXRES_STEPS", "NOTEBOOKS", "PROFILES", "TTA_RULE", "BaselinesOutput", "CostOrderedRule", "DecisionRule", "FinetuneOutput",
            "OutputMissing", "Profile",
-           "Study", "accuracy_interval", "compare_paired", "describe_hardest", "describe_plan", "final_time_limit", "fix_final_epochs", "format_accuracy", "get_profile",
+           "Study", "accuracy_interval", "compare_paired", "decide_tta", "describe_hardest", "describe_plan", "final_time_limit", "fix_final_epochs", "format_accuracy", "get_profile",
            "image_statistics", "measure_candidate", "measurement", "open_study", "planned_against_actual", "predict_models", "prepare_study",
            "provenance", "read_output", "read_plan", "read_test2", "select"]

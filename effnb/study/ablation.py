@@ -32,7 +32,7 @@ from effnb.study.ablation_variants import (PHI_REFERENCE, REFERENCE, Variant, de
                                            final_network, final_variants, phi_variants, planned_final_epochs)
 from effnb.study.holdout import code_version
 from effnb.study.stats import (TTA_RULE, Decision, DecisionRule, PairedComparison, accuracy_interval, compare_paired,
-                               holm_adjust)
+                               decide_tta, holm_adjust)
 from effnb.train.checkpoint import load_checkpoint
 from effnb.train.experiments import Experiment, run_experiment
 from effnb.train.feed import Feed
@@ -202,8 +202,7 @@ def final_rule(recipe: Recipe) -> DecisionRule:
 
 def tta_decision(summary: dict) -> Decision:
     """:data:`TTA_RULE` on one row: its FixRes accuracy with flip TTA against without, on the same images."""
-    correct = summary["correct"]
-    return TTA_RULE.decide({"one forward pass": correct["fixres"], "flip TTA": correct["fixres_tta"]})
+    return decide_tta(summary["correct"]["fixres"], summary["correct"]["fixres_tta"])
 
 
 def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: str, train_n: int | None = None,

@@ -272,3 +272,8 @@ class Decision:
 # Flip TTA against one forward pass, on the same images: the ablation at the final budget and notebook 05 both use it.
 TTA_RULE = DecisionRule("whether flip TTA becomes the default evaluation", "one forward pass",
                         "half the evaluation cost", holm=False)
+
+
+def decide_tta(one_pass: object, flipped: object, seed: int = 0) -> Decision:
+    """:data:`TTA_RULE` on one model's per-image correctness without and with flip TTA, on the same images."""
+    return TTA_RULE.decide({"one forward pass": one_pass, "flip TTA": flipped}, seed)
