@@ -110,11 +110,12 @@ else:
 # this network's speed, its step timed now and the whole epochs the selection trained it for (a short timing alone
 # has run 1.6 times too fast), each epoch's validation pass counted; without a plan, the profile's epochs. The run
 # is then held to its minutes: after each epoch the slower estimate, scaled by how much slower the last five epochs
-# ran than it said, projects the rest, and a run that would end late shortens its schedule (the learning rate still
-# anneals and the input size still reaches k_train, sooner). A run ahead of the estimate after its first five epochs
-# lengthens its schedule once instead, to at most `effnb.study.budget.LONGER` times its epochs, so that minutes the
-# cautious estimate left over still buy epochs. Each epoch is checkpointed: an interrupted run resumes from its last
-# finished epoch, with the same epochs.
+# ran than it said, projects the rest, and the schedule is re-planned to the most epochs that fit: a run that would
+# end late shortens (the learning rate still anneals and the input size still reaches k_train, sooner), and one ahead
+# lengthens, to at most `effnb.study.budget.LONGER` times its epochs, so that minutes the cautious estimate left over
+# still buy epochs. Every epoch decides again, so minutes an early decision gave up (the first, small epochs run
+# slower against the estimate than the large ones) come back. Each epoch is checkpointed: an interrupted run resumes
+# from its last finished epoch, with the same epochs.
 
 # %%
 final_epochs = fix_final_epochs(study, final_spec)

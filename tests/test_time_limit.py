@@ -41,7 +41,7 @@ def test_a_run_on_plan_keeps_its_epochs():
     assert limit.epochs_that_fit(CONFIG, K, history(CONFIG, 8, 0.5)) == CONFIG.epochs  # faster: never longer
 
 
-def test_a_run_ahead_at_its_first_decision_lengthens_once_to_the_most_that_fit():
+def test_a_run_ahead_lengthens_to_the_most_that_fit_up_to_longer_times_its_epochs():
     limit = TimeLimit(planned_total(CONFIG), epoch_cost, longer=1.5)
     first = history(CONFIG, 5, 0.7)
     epochs = limit.epochs_that_fit(CONFIG, K, first)
@@ -53,7 +53,9 @@ def test_a_run_ahead_at_its_first_decision_lengthens_once_to_the_most_that_fit()
 
     assert projected(epochs) <= limit.seconds and (epochs == 30 or projected(epochs + 1) > limit.seconds)
     assert limit.epochs_that_fit(CONFIG, K, history(CONFIG, 5, 0.1)) == 30  # far ahead: capped at 1.5 x
-    assert limit.epochs_that_fit(CONFIG, K, history(CONFIG, 6, 0.7)) == CONFIG.epochs  # later decisions: never longer
+    assert limit.epochs_that_fit(CONFIG, K, history(CONFIG, 6, 0.7)) > CONFIG.epochs  # later decisions too
+    shortened = dataclasses.replace(CONFIG, epochs=12)  # an earlier decision shortened it: the cap is still 1.5 x 20
+    assert limit.epochs_that_fit(shortened, K, history(CONFIG, 8, 0.1), planned=CONFIG.epochs) == 30
     with pytest.raises(ValueError, match="longer >= 1"):
         TimeLimit(1.0, epoch_cost, longer=0.5)
 
@@ -79,6 +81,24 @@ def test_no_decision_before_the_recent_epochs_and_at_least_one_epoch_more():
     assert limit.epochs_that_fit(CONFIG, K, history(CONFIG, 5, 3.0)) == 6
     with pytest.raises(ValueError, match="seconds > 0"):
         TimeLimit(0.0, epoch_cost)
+
+
+def test_a_run_whose_small_first_epochs_ran_slow_gets_the_minutes_of_its_early_cut_back():
+    """Fixed per-image costs make the first, small epochs of progressive resizing slow against a FLOP-proportional
+    estimate (1.25 times it at half size) and the last ones fast (0.94 times at k_train): the first decision cuts the
+    run, the later ones, measured on larger epochs, lengthen it again, and it ends inside its limit, nearly all used."""
+    config = TrainConfig(epochs=40, size_start=0.5)
+    limit = TimeLimit(planned_total(config), epoch_cost, longer=1.5)
+    rows, decisions = [], []
+    while len(rows) < config.epochs:
+        size = config.epoch_plan(len(rows), K)[0]
+        rows.append({"size": size, "seconds": 8.0 + 0.8 * (epoch_cost(size) - 5.0), "val_seconds": 5.0})
+        if len(rows) < config.epochs:
+            config = dataclasses.replace(config, epochs=limit.epochs_that_fit(config, K, rows, planned=40))
+            decisions.append(config.epochs)
+    first_cut = decisions[limit.recent - 1]
+    assert first_cut < 40 and max(decisions[limit.recent:]) > first_cut
+    assert 0.97 * limit.seconds <= spent_seconds(rows) <= limit.seconds
 
 
 @pytest.mark.parametrize("schedule", ["onecycle", "cosine", "linear"])

@@ -270,9 +270,9 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
     Under torchrun each rank trains on its share of each batch; rank 0 alone evaluates, prints and saves.
     Off the CPU the cache is held on the device where it fits (:meth:`Feed.on`) and the host reads the loss every
     ``sync_every`` steps (default :func:`default_sync_every`).
-    With ``time_limit``, an epoch that leaves the rest projected past it shortens the run, and the first decision
-    may lengthen one that runs ahead (:meth:`TimeLimit.epochs_that_fit`): ``state.epochs`` records the new length,
-    and a resumed run keeps it.
+    With ``time_limit``, each epoch re-plans the run's length to the most epochs projected to fit it, shorter or
+    longer (:meth:`TimeLimit.epochs_that_fit`, at most its ``longer`` times ``config.epochs``): ``state.epochs``
+    records the new length, and a resumed run keeps it.
     """
     device = torch.device(device)
     train, val = train.on(device), val.on(device) if val is not None else None
@@ -285,6 +285,7 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
         if state is None:
             return TrainState()
         progress = progress and distributed.is_main()
+    planned = config.epochs
     if state.epochs is not None:  # re-planned by a time limit before the interruption
         config = replace(config, epochs=state.epochs)
     steps = max(1, len(train) // train.batch_size)
@@ -318,7 +319,7 @@ def fit(model: nn.Module, train: Feed, config: TrainConfig, *, val: Feed | None 
         state.history.append(row)
         state.epoch = epoch + 1
         if time_limit is not None and state.epoch < config.epochs:
-            epochs = distributed.broadcast_object(time_limit.epochs_that_fit(config, train.side, state.history))
+            epochs = distributed.broadcast_object(time_limit.epochs_that_fit(config, train.side, state.history, planned))
             if epochs != config.epochs:
                 how = "behind" if epochs < config.epochs else "ahead of"
                 row["replanned_to"] = state.epochs = epochs

@@ -3,11 +3,13 @@
 A budget in minutes is a promise, and a short timing cannot keep it alone: this machine's speed swings by a fifth
 within an hour. :class:`TimeLimit` holds what a run may spend (its epochs and their validation passes) and the
 estimate its epochs were planned with. After each epoch, :meth:`TimeLimit.epochs_that_fit` scales that estimate
-by how much slower (or faster) the last epochs ran than it said and, when the rest of the schedule would end past
-the limit, returns fewer real epochs. Once, at its first decision, it may also return more (up to ``longer`` times
-the planned epochs) when the run is ahead, so that minutes the cautious plan left over still buy epochs; after
-that it only shortens. :func:`effnb.train.fit.fit` then ends the schedule there: the learning rate still anneals
-to its end and the input size still reaches k_train, sooner or later.
+by how much slower (or faster) the last epochs ran than it said and returns the most real epochs whose projected
+end stays inside the limit, up to ``longer`` times the planned epochs, so that minutes the cautious plan left over
+still buy epochs. Every decision may go either way: under progressive resizing the first epochs are small, and
+their fixed per-image costs (the data pipeline, Python) make them run slower against a FLOP-proportional estimate
+than the large epochs will, so an early decision shortens too much; the later ones, measured on epochs of the
+remaining sizes, give those minutes back. :func:`effnb.train.fit.fit` then ends the schedule there: the learning
+rate still anneals to its end and the input size still reaches k_train, sooner or later.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ class TimeLimit:
     """``seconds`` for a run's epochs and their validation passes; ``epoch_seconds(size)`` the planned estimate of
     one epoch at input size ``size``, its validation pass included; ``recent``: the last epochs that measure the
     slowdown (no decision before that many have run, so one slow first epoch cannot cut a run short); ``longer``:
-    at most this many times the planned epochs at the first decision, when the run is ahead (1: never longer)."""
+    at most this many times the planned epochs, when the run is ahead (1: never longer than planned)."""
 
     seconds: float
     epoch_seconds: Callable[[int], float]
@@ -44,24 +46,24 @@ class TimeLimit:
         planned = sum(self.epoch_seconds(row["size"]) for row in recent)
         return spent_seconds(recent) / planned if planned > 0 else 1.0
 
-    def epochs_that_fit(self, config: TrainConfig, k_train: int, history: list[dict]) -> int:
-        """The real epochs ``config`` (``len(history)`` of them done) should end at: its own while the rest is
-        projected to end inside the limit, else the most that do, at least one more than done; at the first
-        decision (``recent`` epochs done), the most that fit up to ``longer`` times its own."""
+    def epochs_that_fit(self, config: TrainConfig, k_train: int, history: list[dict], planned: int | None = None) -> int:
+        """The real epochs ``config`` (``len(history)`` of them done; ``planned`` epochs before any decision, default
+        ``config.epochs``) should end at: the most, up to ``longer`` times ``planned``, whose rest is projected to
+        end inside the limit, at least one more than done; ``config.epochs`` before ``recent`` epochs are done."""
         done, spent = len(history), spent_seconds(history)
         if done < self.recent:
             return config.epochs
         factor = self.slowdown(history)
 
         def projected(epochs: int) -> float:
-            shorter = replace(config, epochs=epochs)
-            return spent + factor * sum(self.epoch_seconds(shorter.epoch_plan(e, k_train)[0]) for e in range(done, epochs))
+            other = replace(config, epochs=epochs)
+            return spent + factor * sum(self.epoch_seconds(other.epoch_plan(e, k_train)[0]) for e in range(done, epochs))
 
-        most = int(config.epochs * self.longer) if done == self.recent else config.epochs
-        for epochs in range(max(most, config.epochs), done, -1):
+        most = max(int((planned or config.epochs) * self.longer), done + 1)
+        for epochs in range(most, done, -1):
             if projected(epochs) <= self.seconds:
                 return epochs
-        return min(done + 1, config.epochs)
+        return done + 1
 
 
 def spent_seconds(history: list[dict]) -> float:
