@@ -44,7 +44,8 @@ from effnb.utils.device import cpu_name, cpu_peak_gflops
 class StepVariant:
     """One way to run the training step; the defaults are the step ``fit`` ran before ``effnb bench --step`` chose
     its winners: channels-last, AdamW's per-parameter loop, the loss and accuracy read on the host after each step
-    (and a finiteness check before it), fp32, the recipe's batch, torch's threads."""
+    (and a finiteness check before it), fp32, the recipe's batch, torch's threads, eager (``compiled``:
+    ``torch.compile``, inductor)."""
 
     channels_last: bool = True
     optimizer: Literal["loop", "foreach", "fused"] = "loop"
@@ -52,19 +53,22 @@ class StepVariant:
     bf16: bool = False
     batch: int | None = None
     threads: int | None = None
+    compiled: bool = False
 
 
 def step_runner(spec: NetSpec, variant: StepVariant = StepVariant(), batch: int = 64,
                 clock: Callable[[], float] = time.perf_counter) -> Callable[[int], float]:
     """A model and optimiser warmed up with two steps on random tensors already in memory; the returned callable
     trains ``steps`` more and gives images per second of ``clock`` (``time.thread_time`` on one thread: the CPU
-    time of the work, which other processes on a busy machine do not inflate)."""
+    time of the work, which other processes on a busy machine do not inflate). Its ``warmup_seconds`` is what the
+    two warm-up steps took, compiling included."""
     torch.manual_seed(0)
     fmt = torch.channels_last if variant.channels_last else torch.contiguous_format
     batch = variant.batch or batch
     model = EffNet(spec).to(memory_format=fmt).train()
     impl = {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[variant.optimizer]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, **impl)
+    forward = torch.compile(model) if variant.compiled else model
     x = torch.randn(batch, 3, spec.resolution, spec.resolution).contiguous(memory_format=fmt)
     y = torch.randint(0, spec.num_classes, (batch,))
     cpu = torch.device("cpu")
@@ -76,7 +80,7 @@ def step_runner(spec: NetSpec, variant: StepVariant = StepVariant(), batch: int 
             start, sums = clock(), torch.zeros(2)
             for _ in range(steps):
                 with autocast(cpu, variant.bf16):
-                    logits = model(x)
+                    logits = forward(x)
                     loss = F.cross_entropy(logits, y, label_smoothing=0.1)
                 if variant.syncs and not torch.isfinite(loss):
                     raise RuntimeError("the benchmark's loss diverged")
@@ -92,7 +96,9 @@ def step_runner(spec: NetSpec, variant: StepVariant = StepVariant(), batch: int 
         finally:
             torch.set_num_threads(threads)
 
+    started = time.perf_counter()
     run(2)
+    run.warmup_seconds = time.perf_counter() - started
     return run
 
 
@@ -286,7 +292,8 @@ def step_variants(final: NetSpec) -> tuple[dict[str, tuple[NetSpec, StepVariant]
            "AdamW foreach=True": StepVariant(optimizer="foreach"), "AdamW fused=True": StepVariant(optimizer="fused"),
            "no host sync per step": StepVariant(syncs=False), "contiguous (NCHW)": StepVariant(channels_last=False),
            "bf16 autocast": StepVariant(bf16=True), "batch 16": StepVariant(batch=16),
-           "batch 64": StepVariant(batch=64), "1 intra-op thread": StepVariant(threads=1)}
+           "batch 64": StepVariant(batch=64), "1 intra-op thread": StepVariant(threads=1),
+           "torch.compile (inductor)": StepVariant(compiled=True)}
     variants = {today: (final, StepVariant()), **{name: (final, v) for name, v in one.items()}}
     references = {name: today for name in one}
     for phi in (0, 2):
@@ -298,10 +305,11 @@ def step_variants(final: NetSpec) -> tuple[dict[str, tuple[NetSpec, StepVariant]
 
 
 def bench_step_cpu_time(rows: Rows, final: NetSpec, batch: int, steps: int, rounds: int) -> None:
-    """The variants of ``final``'s step that do not change threads, on one thread, timed by that thread's CPU time."""
+    """The variants of ``final``'s step that do not change threads, on one thread, timed by that thread's CPU time
+    (not the compiled one, which would compile a second time: about a minute here)."""
     variants, references = step_variants(final)
     single = {name: (net, replace(v, threads=1)) for name, (net, v) in variants.items()
-              if net is final and v.threads is None}
+              if net is final and v.threads is None and not v.compiled}
     runners = {name: step_runner(net, v, batch, time.thread_time) for name, (net, v) in single.items()}
     cpu_bound = interleaved_ratios({name: (lambda r=run: r(steps)) for name, run in runners.items()}, references, rounds)
     print(f"on one thread, images per CPU-second of that thread (what other processes do not inflate), "
@@ -322,6 +330,11 @@ def bench_step(rows: Rows, final: NetSpec, batch: int, steps: int, rounds: int) 
     bench_step_cpu_time(rows, final, batch, steps, rounds)
     variants, references = step_variants(final)
     runners = {name: step_runner(net, v, batch) for name, (net, v) in variants.items()}
+    for name, (_, v) in variants.items():
+        if v.compiled:
+            print(f"{name}: compiling and the first 2 steps took {runners[name].warmup_seconds:.0f} s (less where "
+                  f"inductor's on-disk cache holds an earlier compile; each input size of progressive resizing "
+                  f"compiles again)")
     measured = interleaved_ratios({name: (lambda r=run: r(steps)) for name, run in runners.items()}, references, rounds)
     measured.update(interleaved_ratios({"1 process x 2 threads": lambda: rank_throughput(final, 1, 2, steps, batch),
                                         "2 gloo ranks x 1 thread": lambda: rank_throughput(final, 2, 1, steps, batch)},
