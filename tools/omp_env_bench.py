@@ -3,16 +3,18 @@
     .venv/bin/python tools/omp_env_bench.py CHECKPOINT [--rounds 5] [--steps 40]
 
 libgomp reads its settings once, when torch loads, so each setting runs in a fresh process (the step of
-``effnb bench``, 2 threads, the recipe's batch 32), the settings taking turns round by round; prints each
-setting's median images/s and its ratio to the default in the same round (median, lowest-highest).
+``effnb bench``, 2 threads, the recipe's batch 32), the settings taking turns round by round
+(``effnb.cli.timing``); prints each setting's median images/s and its ratio to the default in the same round
+(median, lowest-highest).
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
+
+from effnb.cli.timing import interleaved_ratios
 
 SETTINGS = {
     "default": {},
@@ -41,19 +43,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args.checkpoint, args.steps)
-    rates: dict[str, list[float]] = {name: [] for name in SETTINGS}
-    for r in range(args.rounds):
-        for name, setting in SETTINGS.items():
-            env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")} | setting
-            out = subprocess.run([sys.executable, __file__, args.checkpoint, "--steps", str(args.steps), "--worker"],
-                                 env=env, capture_output=True, text=True, check=True)
-            rates[name].append(float(out.stdout.split()[-1]))
-        print(f"round {r + 1}: " + ", ".join(f"{n} {v[-1]:.1f}" for n, v in rates.items()), flush=True)
-    for name, values in rates.items():
-        ratios = [a / b for a, b in zip(values, rates["default"])]
-        print(f"{name:<40} {statistics.median(values):7.1f} img/s  {statistics.median(ratios):.2f}x "
-              f"[{min(ratios):.2f}-{max(ratios):.2f}]")
+    def rate(setting: dict[str, str]) -> float:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")} | setting
+        out = subprocess.run([sys.executable, __file__, args.checkpoint, "--steps", str(args.steps), "--worker"],
+                             env=env, capture_output=True, text=True, check=True)
+        return float(out.stdout.split()[-1])
 
+    measured = interleaved_ratios({name: (lambda s=setting: rate(s)) for name, setting in SETTINGS.items()},
+                                  {name: "default" for name in SETTINGS}, args.rounds)
+    for name, (median, ratio, low, high) in measured.items():
+        print(f"{name:<40} {median:7.1f} img/s  {ratio:.2f}x [{low:.2f}-{high:.2f}]")
 
 if __name__ == "__main__":
     main()
