@@ -55,11 +55,30 @@ def test_the_cpu_peak_is_cores_fma_units_lanes_two_and_the_clock(monkeypatch, ve
     assert "estimate" in derivation and f"{lanes} fp32 lanes" in derivation
 
 
-def test_every_step_variant_trains():
+def test_every_step_variant_trains(monkeypatch):
+    import functools
+
+    import torch
+
     from effnb.cli.bench import step_runner, step_variants
     from tests.synthetic import TINY_SPEC
 
+    # the compiled variant through dynamo and AOT autograd (its forward and backward graphs) without inductor's C++
+    # code generation, which takes 40-80 s of a 2-core CI machine even for the tiny network; `effnb bench --step`
+    # times inductor itself
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
     variants, references = step_variants(TINY_SPEC)
     assert set(references.values()) <= set(variants)
     for name, (_, variant) in variants.items():  # the tiny network in each variant's setting
         assert step_runner(TINY_SPEC, variant, batch=8)(1) > 0, name
+
+
+def test_the_step_bench_leaves_out_bf16_where_the_cpu_emulates_it():
+    from effnb.cli.bench import step_variants
+    from tests.synthetic import TINY_SPEC
+
+    with_bf16, _ = step_variants(TINY_SPEC, bf16=True)
+    without, references = step_variants(TINY_SPEC, bf16=False)
+    assert any(v.bf16 for _, v in with_bf16.values())
+    assert not any(v.bf16 for _, v in without.values())
+    assert set(references) <= set(without) and set(with_bf16) - set(without) == {"bf16 autocast"}

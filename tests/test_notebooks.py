@@ -69,3 +69,16 @@ def test_notebooks_elsewhere_keep_their_outputs(tmp_path):
     model = {"type": "notebook", "content": notebook}
     strip_on_save(model, path="scratch.ipynb", contents_manager=SimpleNamespace(root_dir=tmp_path))
     assert notebook.cells[0].execution_count == 1
+
+
+def test_the_study_runs_papermill_without_the_iri_checker_and_nbformat_still_validates():
+    import subprocess
+    import sys
+
+    from effnb.report.execute import PAPERMILL, WITHOUT_IRI_CHECKER
+
+    check = (f"{WITHOUT_IRI_CHECKER}; import nbformat; nbformat.validate(nbformat.v4.new_notebook()); "
+             "assert 'lark' not in sys.modules, 'the IRI checker was imported'")
+    subprocess.run([sys.executable, "-c", check], check=True)
+    usage = subprocess.run([sys.executable, "-c", PAPERMILL, "--help"], capture_output=True, text=True, check=True)
+    assert "Usage: papermill" in usage.stdout and "--parameters_yaml" in usage.stdout

@@ -284,16 +284,18 @@ def profile_step(spec: NetSpec, batch: int, steps: int = 5, top: int = 8) -> lis
     return [(e.key, e.self_cpu_time_total / total) for e in ranked]
 
 
-def step_variants(final: NetSpec) -> tuple[dict[str, tuple[NetSpec, StepVariant]], dict[str, str]]:
+def step_variants(final: NetSpec, bf16: bool = True) -> tuple[dict[str, tuple[NetSpec, StepVariant]], dict[str, str]]:
     """The training-step variants ``effnb bench --step`` times, each with the network it trains, and the reference
-    each is compared with (today's step of that network)."""
+    each is compared with (today's step of that network). ``bf16=False`` leaves out bf16 autocast (where the CPU
+    emulates bf16 a round of it takes minutes and can only lose)."""
     today = f"today's step, {final.name}"
     one = {"today's step again (A/A control: the noise)": StepVariant(),
            "AdamW foreach=True": StepVariant(optimizer="foreach"), "AdamW fused=True": StepVariant(optimizer="fused"),
            "no host sync per step": StepVariant(syncs=False), "contiguous (NCHW)": StepVariant(channels_last=False),
-           "bf16 autocast": StepVariant(bf16=True), "batch 16": StepVariant(batch=16),
-           "batch 64": StepVariant(batch=64), "1 intra-op thread": StepVariant(threads=1),
-           "torch.compile (inductor)": StepVariant(compiled=True)}
+           "batch 16": StepVariant(batch=16), "batch 64": StepVariant(batch=64),
+           "1 intra-op thread": StepVariant(threads=1), "torch.compile (inductor)": StepVariant(compiled=True)}
+    if bf16:
+        one["bf16 autocast"] = StepVariant(bf16=True)
     variants = {today: (final, StepVariant()), **{name: (final, v) for name, v in one.items()}}
     references = {name: today for name in one}
     for phi in (0, 2):
@@ -304,10 +306,10 @@ def step_variants(final: NetSpec) -> tuple[dict[str, tuple[NetSpec, StepVariant]
     return variants, references
 
 
-def bench_step_cpu_time(rows: Rows, final: NetSpec, batch: int, steps: int, rounds: int) -> None:
+def bench_step_cpu_time(rows: Rows, final: NetSpec, batch: int, steps: int, rounds: int, bf16: bool) -> None:
     """The variants of ``final``'s step that do not change threads, on one thread, timed by that thread's CPU time
     (not the compiled one, which would compile a second time: about a minute here)."""
-    variants, references = step_variants(final)
+    variants, references = step_variants(final, bf16)
     single = {name: (net, replace(v, threads=1)) for name, (net, v) in variants.items()
               if net is final and v.threads is None and not v.compiled}
     runners = {name: step_runner(net, v, batch, time.thread_time) for name, (net, v) in single.items()}
@@ -327,8 +329,12 @@ def bench_step(rows: Rows, final: NetSpec, batch: int, steps: int, rounds: int) 
     print(f"top operators of today's step ({final.name} @{final.resolution}px, batch {batch}), share of self CPU time:")
     for name, share in profile_step(final, batch):
         print(f"  {name:<40} {100 * share:5.1f} %")
-    bench_step_cpu_time(rows, final, batch, steps, rounds)
-    variants, references = step_variants(final)
+    bf16 = bf16_is_fast("cpu")
+    if not bf16:
+        print("bf16 autocast left out: this CPU has no native bf16 (no AVX-512 BF16 or AMX), so autocast emulates it "
+              "at a small fraction of fp32's speed (0.07x on a 2-core AMD EPYC, Zen 3, reports/speed.md)")
+    bench_step_cpu_time(rows, final, batch, steps, rounds, bf16)
+    variants, references = step_variants(final, bf16)
     runners = {name: step_runner(net, v, batch) for name, (net, v) in variants.items()}
     for name, (_, v) in variants.items():
         if v.compiled:

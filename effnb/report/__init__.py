@@ -1,6 +1,10 @@
-"""What a reader sees: notebook execution and HTML reports, the index, figures, explorers, the README's blocks."""
-from effnb.report.execute import NotebookFailed, run_study
-from effnb.report.index import render_reports
+"""What a reader sees: notebook execution and HTML reports, the index, figures, explorers, the README's blocks.
+
+The runner, the index and the README's blocks (papermill, nbformat, nbconvert: about 4 s of imports on a 2-core
+CPU) load on first use, so a notebook's kernel, which needs only the figures and explorers, does not pay for them.
+"""
+from importlib import import_module
+
 from effnb.report.plots import (
                                 plot_accuracy_vs_compute,
                                 plot_hardest_images,
@@ -15,7 +19,6 @@ from effnb.report.plots import (
                                 show_jpeg,
                                 size_summary,
 )
-from effnb.report.readme import update_readme
 from effnb.report.widgets import (
                                 crop_explorer,
                                 draw_crop,
@@ -23,6 +26,15 @@ from effnb.report.widgets import (
                                 scaling_explorer,
                                 show_explorer,
 )
+
+_LAZY = {"NotebookFailed": "execute", "run_study": "execute", "render_reports": "index", "update_readme": "readme"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f"effnb.report.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["NotebookFailed", "crop_explorer", "draw_crop", "plot_accuracy_vs_compute", "plot_hardest_images",
            "plot_histogram", "plot_learning_curves", "plot_prediction_grid", "plot_resolution_sweep", "plot_selection",
