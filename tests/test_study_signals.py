@@ -13,12 +13,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from effnb.report.execute import run_child
+from effnb.report.processes import run_child
 
 # The study's stand-in: runs CHILD through run_child and exits as a stopped study would.
 PARENT = textwrap.dedent("""
     import sys
-    from effnb.report.execute import run_child
+    from effnb.report.processes import run_child
     child, folder, mode = sys.argv[1:]
     try:
         run_child([sys.executable, "-c", child, folder, mode], grace=1.0)
