@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -96,6 +97,14 @@ def test_ablate_command_writes_the_table_and_reads_finished_variants_back(image_
     capsys.readouterr()
     assert main(args) == 0 and "[ablate]" not in capsys.readouterr().out  # nothing trained again
     assert main(args[:-2] + ["nonsense"]) == 2
+    # a fresh checkout: no artifacts, only the reports folder with the rows kept beside the table
+    kept = sorted(p.name for p in (tmp_path / "r" / "ablation-rows").iterdir())
+    assert [name.split("-")[0] for name in kept] == ["onecycle", "progressive"] and report["kept"] == "ablation-rows"
+    shutil.rmtree(tmp_path / "a" / "ablation")
+    assert main(args) == 0 and "[ablate]" not in capsys.readouterr().out  # read back from the reports folder
+    assert json.loads((tmp_path / "r" / "ablation.json").read_text())["rows"] == report["rows"]
+    assert sorted(p.name for p in (tmp_path / "a" / "ablation").glob("*.json")) == [] and kept == sorted(
+        p.name for p in (tmp_path / "r" / "ablation-rows").iterdir())
 
 
 def test_phi_rows_train_the_scaled_network_for_the_minutes_of_phi_2():

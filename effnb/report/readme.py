@@ -167,8 +167,11 @@ def ablation_markdown(ablation: dict) -> str:
                      f"{r['acc @FixRes + BN recal [95 % CI]']} | {_versus(r, 'train_res')} | {_versus(r, 'fixres')} |")
     after = list(ablation.get("decisions", {}).values())
     if ablation.get("not_run"):
+        where = (f"finished rows are read back from `reports/{ablation['kept']}/`" if ablation.get("kept") else
+                 "the finished rows' summaries were kept only in the artifacts folder of the machine that ran them, so "
+                 "in a fresh checkout it runs every row again, with the recipe of today")
         after.append(f"Not run yet: {', '.join(f'`{n}`' for n in ablation['not_run'])} (the command above runs them; "
-                     "finished rows are read back).")
+                     f"{where}).")
     return "\n".join([*lines, *(f"\n{line}" for line in after)])
 
 

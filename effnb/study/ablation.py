@@ -50,10 +50,11 @@ def _correct(model: torch.nn.Module, feed: Feed, device, tta: bool = False) -> n
 
 
 def evaluate_variant(study: Study, variant: Variant, budget: float, train_n: int | None = None, recal_n: int = 1000,
-                     device: torch.device | str = "cpu", progress: bool = True) -> dict:
+                     device: torch.device | str = "cpu", progress: bool = True, kept_dir: str | Path | None = None) -> dict:
     """Train ``variant`` (or read it back) on ``train_n`` training images (None: all) and evaluate it on the test
     split; BN statistics are recalibrated at the FixRes size on ``recal_n`` of them. The evaluation is kept in
-    ``<artifacts>/ablation/<variant>-<key>.json``, the key a hash of everything that determines it.
+    ``<artifacts>/ablation/<variant>-<key>.json``, the key a hash of everything that determines it, and under the
+    same name in ``kept_dir`` (committed beside the table, so that a fresh checkout reads finished rows back too).
     """
     spec, budget = variant.spec, variant.budget or budget
     k_train = spec.resolution
@@ -62,10 +63,15 @@ def evaluate_variant(study: Study, variant: Variant, budget: float, train_n: int
     train_idx = subset(study.splits["train"], train_n, study.seed)
     identity = json.dumps([recipe.as_dict(), spec.to_dict(), budget, len(train_idx), recal_n, study.seed, study.data_key],
                           sort_keys=True, default=str)
-    summary_path = (Path(study.artifacts_dir) / "ablation" /
-                    f"{variant.name}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.json")
-    if summary_path.is_file():
-        return json.loads(summary_path.read_text())
+    file_name = f"{variant.name}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.json"
+    summary_path = Path(study.artifacts_dir) / "ablation" / file_name
+    kept = Path(kept_dir) / file_name if kept_dir is not None else None
+    for found in (summary_path, kept):
+        if found is not None and found.is_file():
+            summary = json.loads(found.read_text())
+            if kept is not None and not kept.is_file():
+                write_json(kept, summary)
+            return summary
     exp = Experiment(name=f"ablate-{variant.name}", spec=spec, train=train, train_indices=tuple(train_idx.tolist()),
                      batch_size=recipe.batch_size, seed=study.seed, data_key=study.data_key)
     if progress:
@@ -97,6 +103,8 @@ def evaluate_variant(study: Study, variant: Variant, budget: float, train_n: int
         "experiment": result["key"],
     }
     write_json(summary_path, summary)
+    if kept is not None:
+        write_json(kept, summary)
     return summary
 
 
@@ -159,9 +167,10 @@ def final_decisions(table_rows: list[dict], summaries: list[dict], rules: list[D
 
 
 def to_markdown(rows: list[dict], command: str, header: str, rules: list[str] = (), decisions: list[str] = (),
-                not_run: list[str] = ()) -> str:
+                not_run: list[str] = (), kept: str = "") -> str:
     """The table as Markdown, with the command that regenerates it at the top; ``rules`` (declared before the
-    results) follow the header, then the table, the ``decisions`` they give and the variants ``not_run`` yet."""
+    results) follow the header, then the table, the ``decisions`` they give and the variants ``not_run`` yet (the
+    finished rows' summaries are in the folder ``kept`` beside the table)."""
     cols = ["variant", "what changed", "budget", "train min", "img/s", COLUMNS["train_res"], COLUMNS["train_res_tta"],
             "k_test", COLUMNS["fixres"], COLUMNS["fixres_tta"]]
     extra = ["vs reference @k_train (points, 95 % CI, McNemar p, Holm p)", "vs reference @FixRes"]
@@ -175,7 +184,7 @@ def to_markdown(rows: list[dict], command: str, header: str, rules: list[str] = 
     lines += ["", *decisions] if decisions else []
     if not_run:
         lines += ["", f"Not run yet: {', '.join(f'`{n}`' for n in not_run)} (the same command runs them; finished "
-                      "rows are read back)."]
+                      f"rows are read back from `{kept}/` beside this table)."]
     return "\n".join(lines) + "\n"
 
 
@@ -241,9 +250,10 @@ def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: 
                 f"{planned_final_epochs(study.profile):g})")
     else:
         what = f"Baseline C at 64 px, budget {budget:g} equivalent epochs"
+    kept = f"{name}-rows"
     rows = []
     for v in variants:
-        rows.append(evaluate_variant(study, v, budget, train_n, recal_n, device, progress))
+        rows.append(evaluate_variant(study, v, budget, train_n, recal_n, device, progress, reports_dir / kept))
         summary = table(rows, reference, family)
         header = (f"{what} (epochs x (size / k_train)^2), seed {study.seed}, {rows[0]['n_train']:,} training images, "
                   f"{len(study.splits['test']):,} `test` images, BN recalibrated on {recal_n:,} training images. "
@@ -254,12 +264,12 @@ def run_ablation(study: Study, budget: float, reports_dir: str | Path, command: 
         decisions = final_decisions(summary, rows, rules, family) if rules else {}
         not_run = [v.name for v in every if v.name not in {r["variant"] for r in rows}]
         text = to_markdown(summary, command, header, [r.statement() for r in rules],
-                           [d.sentence for d in decisions.values()], not_run)
+                           [d.sentence for d in decisions.values()], not_run, kept)
         (reports_dir / f"{name}.md").write_text(text)
         write_json(reports_dir / f"{name}.json", {"command": command, "budget": budget, "reference": reference,
                                                   "what": what, "rows": summary, "rules": [r.statement() for r in rules],
                                                   "decisions": {k: d.sentence for k, d in decisions.items()},
-                                                  "not_run": not_run,
+                                                  "not_run": not_run, "kept": kept,
                                                   "n_train": n_train, "provenance": run_provenance(study)})
     return reports_dir / f"{name}.md"
 

@@ -112,7 +112,7 @@ def planned_final_epochs(profile: Profile, plan: Path = PLAN_RECORD) -> float:
 
 def final_network(profile: Profile) -> NetSpec:
     """The study's final network: baseline C scaled with the seed's experiment 1 for alpha, beta, gamma at the
-    profile's phi (the choice the committed study made)."""
+    profile's phi (the grid's choice when the final rows ran; the study committed at cadd1d5 chose experiment 3)."""
     return scale(BASELINES["C"], *seed_study.GRID_MULTIPLIERS[0], profile.final.phi)
 
 
