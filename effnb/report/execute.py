@@ -3,7 +3,8 @@
 Each notebook runs in its own papermill process into ``artifacts_dir/executed``; its HTML report is rendered
 by :mod:`effnb.report.html`, and the index and published models are written by :mod:`effnb.report.index`.
 SIGTERM or SIGINT to the study ends the running papermill process and its kernel before the study exits
-(see :func:`effnb.report.processes.run_child`), so no notebook writes into the artifacts after the study lock is released.
+(see :func:`effnb.report.processes.run_child`), so no notebook writes into the artifacts after the study lock is
+released.
 """
 from __future__ import annotations
 
