@@ -147,8 +147,9 @@ display(Markdown(f"**Decision:** {decision_step.sentence}"))
 # %% [markdown]
 # ## Flip TTA: a price paid at evaluation
 # Averaging each image's logits with its mirror's doubles the evaluation cost and needs no training. The
-# recipe ablation at the final budget (`reports/ablation-final.md`) found that it pays; this run decides it again,
-# for its own chosen step, on the same decision images, by a rule fixed before the result:
+# first recipe ablation at the final budget (`reports/ablation-final-wd0.05.md`) found that it pays, the second
+# (`reports/ablation-final.md`) that it does not beyond the noise; this run decides it again, for its own chosen
+# step, on the same decision images, by a rule fixed before the result:
 
 # %%
 display(Markdown(TTA_RULE.statement()))

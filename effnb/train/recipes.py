@@ -94,7 +94,7 @@ RECIPES: dict[str, Recipe] = {
     ),
     # The cpu profile's default: the stack that won the ablation (reports/ablation.md, "weak+progressive+batch32");
     # linear decay and EMA did not beat one-cycle there, so they are out. Weight decay 0.025 (half the onecycle
-    # default) beat 0.05 at the final model's budget (reports/ablation-final.md, "wd-half", Holm p = 0.00025).
+    # default) beat 0.05 at the final model's budget (reports/ablation-final-wd0.05.md, "wd-half", Holm p = 0.00025).
     "budget": Recipe(
         name="budget", about="AdamW, one-cycle to lr 2e-3, weight decay 0.025, label smoothing 0.1, batch 32; "
                              "progressive resizing 0.5 -> 1 x k_train with crops rising from U(0.6, 1.0) to U(0.4, 0.9)",
